@@ -1,0 +1,20 @@
+"""About & privacy."""
+import streamlit as st
+
+from app_pages.shared import DISCLAIMER
+
+st.title("About ClarityX & your privacy")
+st.markdown("""
+**Everything runs on this computer.** The photo you upload or take is decoded, checked and analysed
+in this program's memory. It is never sent to a server, never stored on disk by ClarityX, and is
+forgotten when you close the page or load another photo. Usage statistics are switched off.
+
+**What ClarityX does.** It checks that the photo is a gradable fundus photograph, then a neural
+network (EfficientNet-B0 topology) ranks how much it resembles photos of normal eyes, cataract,
+diabetic retinopathy and glaucoma, and a heat map (Grad-CAM) shows which parts of the photo drove
+that answer.
+
+**What it does not do.** It does not diagnose, it knows only these four classes, and it was trained
+on public research photos from a few cameras and hospitals. Many eye diseases are invisible to it.
+""")
+st.warning(DISCLAIMER)

@@ -1,0 +1,5 @@
+import sys
+
+from clarityx.cli import main
+
+sys.exit(main())

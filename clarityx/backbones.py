@@ -1,0 +1,149 @@
+"""Backbones looked up by name, each taking RGB pixels in [0, 255].
+
+``efficientnet_b0`` is Keras' own EfficientNetB0 (swish), with Keras' ImageNet
+weights when ``weights="imagenet"`` (downloaded, or a local
+``efficientnetb0_notop.h5``).  ``efficientnet_b0_relu6`` and
+``efficientnet_lite0`` are built here from public Keras layers so that the
+activation and squeeze-excitation can be chosen; they take the
+ImageNet-trained EfficientNet-Lite0 tensors offline (``weights="lite0-imagenet"``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+from keras import layers
+
+# (expand ratio, kernel, stride, filters in, filters out, repeats): EfficientNet-B0.
+B0_BLOCKS = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
+BN_EPSILON = 1e-3
+# Sigmoid(10) = 0.99995: squeeze-excitation starts as (almost) the identity, so
+# Lite0's tensors keep their function inside the B0 topology.
+SE_IDENTITY_BIAS = 10.0
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights were asked for but cannot be had (offline, missing file)."""
+
+
+def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_out: int,
+           activation: str, se: bool, drop_rate: float):
+    name = f"block{index}_"
+    inputs = x
+    width = f_in * expand
+    if expand != 1:
+        x = layers.Conv2D(width, 1, padding="same", use_bias=False, name=name + "expand_conv")(x)
+        x = layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "expand_bn")(x)
+        x = layers.Activation(activation, name=name + "expand_act")(x)
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                               name=name + "dwconv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "bn")(x)
+    x = layers.Activation(activation, name=name + "act")(x)
+    if se:
+        squeezed = max(1, int(f_in * 0.25))
+        s = layers.GlobalAveragePooling2D(keepdims=True, name=name + "se_squeeze")(x)
+        s = layers.Conv2D(squeezed, 1, activation=activation, name=name + "se_reduce")(s)
+        s = layers.Conv2D(width, 1, activation="sigmoid", name=name + "se_expand",
+                          kernel_initializer="zeros",
+                          bias_initializer=keras.initializers.Constant(SE_IDENTITY_BIAS))(s)
+        x = layers.Multiply(name=name + "se_excite")([x, s])
+    x = layers.Conv2D(f_out, 1, padding="same", use_bias=False, name=name + "project_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=name + "project_bn")(x)
+    if stride == 1 and f_in == f_out:
+        if drop_rate > 0:
+            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=name + "drop")(x)
+        x = layers.Add(name=name + "add")([x, inputs])
+    return x
+
+
+def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True,
+                       drop_connect_rate: float = 0.2, name: str = "backbone") -> keras.Model:
+    """EfficientNet-B0 topology (``se=True``) or Lite0 (``se=False``), without top.
+
+    Input: float RGB in [0, 255]; scaled to (x - 127) / 128 as Lite0 was trained.
+    Output: the last convolutional feature map (img_size/32 squared, 1280 channels).
+    """
+    inputs = keras.Input((img_size, img_size, 3), name="pixels")
+    x = layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="rescale")(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
+    x = layers.Activation(activation, name="stem_act")(x)
+    total = sum(spec[-1] for spec in B0_BLOCKS)
+    index = 0
+    for expand, kernel, stride, f_in, f_out, repeats in B0_BLOCKS:
+        for r in range(repeats):
+            x = _block(x, index, expand, kernel, stride if r == 0 else 1,
+                       f_in if r == 0 else f_out, f_out, activation, se,
+                       drop_connect_rate * index / total)
+            index += 1
+    x = layers.Conv2D(1280, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="top_bn")(x)
+    x = layers.Activation(activation, name="top_activation")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _keras_b0(img_size: int, weights: str | None) -> keras.Model:
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise WeightsUnavailable(f"EfficientNetB0 weights file not found: {weights}")
+    try:
+        base = keras.applications.EfficientNetB0(
+            include_top=False, weights=weights, input_shape=(img_size, img_size, 3))
+    except Exception as exc:  # urllib/HTTP errors differ by platform
+        raise WeightsUnavailable(
+            "Could not get Keras' ImageNet weights for EfficientNetB0 "
+            f"({type(exc).__name__}: {exc}). They download from the internet on first use; "
+            "offline, pass --weights PATH/efficientnetb0_notop.h5, or use "
+            "--backbone efficientnet_b0_relu6 --weights lite0-imagenet.") from exc
+    return keras.Model(base.inputs, base.outputs, name="backbone")
+
+
+def _own(activation: str, se: bool) -> Callable[[int, str | None], keras.Model]:
+    def build(img_size: int, weights: str | None) -> keras.Model:
+        model = build_efficientnet(img_size, activation=activation, se=se)
+        if weights == "lite0-imagenet":
+            from clarityx.lite0 import load_lite0_weights
+            load_lite0_weights(model)
+        elif weights is not None:
+            raise WeightsUnavailable(
+                f"unknown weights {weights!r} for this backbone: use lite0-imagenet or none")
+        return model
+    return build
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    build: Callable[[int, str | None], keras.Model]
+    description: str
+
+
+BACKBONES = {
+    b.name: b for b in (
+        Backbone("efficientnet_b0", _keras_b0,
+                 "Keras EfficientNetB0 (swish activation, squeeze-excitation)"),
+        Backbone("efficientnet_b0_relu6", _own("relu6", se=True),
+                 "EfficientNet-B0 topology with ReLU6 (EfficientNet-Lite0's activation), "
+                 "squeeze-excitation started at identity"),
+        Backbone("efficientnet_b0_swish", _own("swish", se=True),
+                 "EfficientNet-B0 topology with swish, built in this project"),
+        Backbone("efficientnet_lite0", _own("relu6", se=False),
+                 "EfficientNet-Lite0 (ReLU6, no squeeze-excitation)"),
+    )
+}
+
+
+def build_backbone(name: str, img_size: int, weights: str | None) -> keras.Model:
+    """Look a backbone up by name and build it (weights: None, 'imagenet', 'lite0-imagenet' or a path)."""
+    if name not in BACKBONES:
+        raise KeyError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
+    return BACKBONES[name].build(img_size, weights)

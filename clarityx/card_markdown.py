@@ -1,0 +1,51 @@
+"""Render a model card as Markdown for people."""
+from __future__ import annotations
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def render(card) -> str:
+    lines = [f"# Model card: {card.name}", "",
+             f"**Intended use.** {card.intended_use}", "",
+             "## Model", "",
+             f"- Classes: {', '.join(card.classes)}",
+             f"- Input: {card.input_size}×{card.input_size} RGB, field-of-view crop (clarityx.preprocess.prepare)",
+             f"- Architecture: {card.architecture}",
+             f"- Initialisation: {card.initialisation}",
+             f"- Temperature (fitted on validation, applied at inference): {card.temperature:.3f}", ""]
+    test = card.metrics.get("test")
+    if test:
+        lines += ["## Held-out test metrics", "",
+                  f"{test['n']} images never seen in training in any form (near-duplicates grouped).", "",
+                  f"- Accuracy {_pct(test['accuracy'])}, macro-F1 {test['macro_f1']:.3f}, "
+                  f"macro ROC-AUC {test['macro_roc_auc']:.3f}, ECE {test['ece']:.3f}", "",
+                  "| class | precision | recall | F1 | ROC-AUC | n |", "|---|---|---|---|---|---|"]
+        for c, m in test["per_class"].items():
+            lines.append(f"| {c} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | "
+                         f"{test['roc_auc_ovr'].get(c, float('nan')):.3f} | {m['support']} |")
+        lines += ["", "Confusion matrix (rows: truth, columns: prediction):", "",
+                  "| | " + " | ".join(card.classes) + " |", "|---" * (len(card.classes) + 1) + "|"]
+        for c, row in zip(card.classes, test["confusion_matrix"]):
+            lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+    by_source = card.metrics.get("test_by_source")
+    if by_source:
+        lines += ["Per source (test):", ""]
+        lines += [f"- {src}: accuracy {_pct(m['accuracy'])} on {m['n']} images {m['labels']}"
+                  for src, m in by_source.items()]
+        lines.append("")
+    if card.comparison:
+        lines += ["## Initialisation comparison", "", "| run | macro-F1 | accuracy | notes |", "|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['macro_f1']:.3f} | {_pct(r['accuracy'])} | {r.get('notes', '')} |"
+                  for r in card.comparison]
+        lines.append("")
+    if card.gate:
+        lines += ["## Gate", "", "```", *[f"{k}: {v}" for k, v in card.gate.items()], "```", ""]
+    lines += ["## Data", ""]
+    lines += [f"- {k}: {v}" for k, v in card.data.items()]
+    lines += ["", "## Audit", ""] + [f"- {k}: {v}" for k, v in card.audit.items()]
+    lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.limitations]
+    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items()]
+    return "\n".join(lines) + "\n"

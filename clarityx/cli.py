@@ -1,0 +1,182 @@
+"""Command line: ``clarityx predict | audit | evaluate | export``.
+
+``clarityx predict IMAGE_OR_DIR... [--model PATH] [--json] [--heatmap-dir DIR]``
+prints one JSON object per image per line with ``--json``:
+``{"path", "status": "ok"|"rejected"|"error", "top", "probabilities", "message"}``.
+It never stops at a bad file and exits non-zero only when it cannot run at all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DISCLAIMER = "Screening aid, not a diagnosis: see an eye doctor about any concern."
+
+
+def _load_classifier(model: str | None):
+    from clarityx.errors import ModelNotInstalled
+    from clarityx.inference import Classifier
+
+    try:
+        return Classifier(model)
+    except ModelNotInstalled as exc:
+        print(f"clarityx: {exc}", file=sys.stderr)
+        return None
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from clarityx.imageio import find_images
+    from clarityx.inference import overlay
+    from clarityx.pipeline import Result, decode, finish, gate_and_prepare
+
+    paths = find_images(args.inputs)
+    if not paths:
+        print("clarityx: no images found in " + " ".join(args.inputs), file=sys.stderr)
+        return 2
+    classifier = _load_classifier(args.model)
+    if classifier is None:
+        return 2
+    heatmap_dir = Path(args.heatmap_dir) if args.heatmap_dir else None
+    if heatmap_dir:
+        heatmap_dir.mkdir(parents=True, exist_ok=True)
+
+    def emit(path: Path, result: Result) -> None:
+        if args.json:
+            print(json.dumps(result.as_json(str(path))), flush=True)
+        elif result.status == "ok":
+            ranked = ", ".join(f"{c} {p:.0%}" for c, p in result.ranked)
+            print(f"{path}: {result.top} ({ranked})", flush=True)
+        else:
+            print(f"{path}: {result.status}: {result.message}", flush=True)
+
+    for batch in _batches(paths, args.batch_size):
+        ready: list[tuple[Path, np.ndarray, np.ndarray]] = []
+        for path in batch:
+            try:
+                rgb, failed = decode(path)
+                if not failed:
+                    pixels, failed = gate_and_prepare(rgb, classifier.size)
+            except Exception as exc:  # one bad file never stops the run
+                failed = Result("error", f"{type(exc).__name__}: {exc}")
+            if failed:
+                emit(path, failed)
+            else:
+                ready.append((path, rgb, pixels))
+        if not ready:
+            continue
+        stack = np.stack([p for _, _, p in ready])
+        predictions = ([classifier.explain(p) for p in stack] if heatmap_dir
+                       else classifier.predict(stack))
+        for (path, rgb, pixels), prediction in zip(ready, predictions):
+            result = finish(classifier, rgb, pixels, prediction)
+            if heatmap_dir and result.status == "ok":
+                top = classifier.classes.index(result.top)
+                image = overlay(pixels, prediction.cams[top], 0.4)
+                from PIL import Image
+                Image.fromarray(image).save(heatmap_dir / f"{path.stem}.gradcam.png")
+            emit(path, result)
+    if not args.json:
+        print(DISCLAIMER, file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from clarityx.audit import audit
+    from clarityx.datasets import load_dataset
+
+    try:
+        samples = load_dataset(args.data, args.layout)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"clarityx: {exc}", file=sys.stderr)
+        return 2
+    report = audit(samples, root=str(args.data))
+    print(report.to_json() if args.json else report.summary())
+    if args.output:
+        Path(args.output).write_text(report.to_json())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from clarityx.evaluate import evaluate, format_report
+
+    classifier = _load_classifier(args.model)
+    if classifier is None:
+        return 2
+    try:
+        report = evaluate(classifier, args.data, args.files, args.layout, args.batch_size)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"clarityx: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from clarityx.export import export
+
+    try:
+        out = export(args.model, args.format, args.quantize, args.output)
+    except (RuntimeError, ValueError) as exc:
+        print(f"clarityx: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clarityx", description="ClarityX: fundus photo screening aid (local).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("predict", help="rank eye-disease probabilities for photos")
+    s.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
+    s.add_argument("--model", help="a .keras model with its .card.json (default: bundled)")
+    s.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    s.add_argument("--heatmap-dir", help="write a Grad-CAM overlay PNG per image here")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("audit", help="find duplicates, conflicting labels and augmented copies in a dataset")
+    s.add_argument("data", help="dataset folder or manifest CSV")
+    s.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"])
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--output", help="also write the JSON report here")
+    s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("evaluate", help="metrics of a model on labelled data (default: the card's test files)")
+    s.add_argument("data", help="dataset folder or manifest CSV")
+    s.add_argument("--model")
+    s.add_argument("--files", choices=["card-test", "all"], default="card-test",
+                   help="card-test: the test split recorded in the model card; all: every image")
+    s.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"])
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("export", help="export the classifier to TFLite or ONNX")
+    s.add_argument("--model")
+    s.add_argument("--format", choices=["tflite", "onnx"], required=True)
+    s.add_argument("--quantize", choices=["float16", "int8"])
+    s.add_argument("--output")
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Typed refusals. Each message is written for the person holding the photo."""
+
+
+class ClarityXError(Exception):
+    """Base class: anything ClarityX refuses, with a message a person understands."""
+
+
+class ImageRejected(ClarityXError):
+    """The input cannot be used as a photo (unreadable, too big, too small...)."""
+
+
+class NotAnImage(ImageRejected):
+    pass
+
+
+class CorruptImage(ImageRejected):
+    pass
+
+
+class ImageTooLarge(ImageRejected):
+    pass
+
+
+class ImageTooSmall(ImageRejected):
+    pass
+
+
+class ModelNotInstalled(ClarityXError):
+    """No trained model is where one was expected."""

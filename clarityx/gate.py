@@ -1,0 +1,118 @@
+"""The gate: refuse photos that are not gradable fundus photographs.
+
+Two questions, each answered with a reason a person can act on:
+
+1. Is it a fundus photo? A cheap image test (a bright, roughly round field of
+   view on a dark border, with fundus colours) and, after the classifier has
+   run, an out-of-distribution test on its embedding (Mahalanobis distance to
+   the training classes, :mod:`clarityx.ood`).
+2. Is it gradable? Exposure (too dark, washed out), focus, and how much of the
+   field of view is visible.
+
+Thresholds live in :data:`THRESHOLDS`; ``benchmarks/gate_rates.py`` measures the
+rates they give on held-out fundus photos and on negatives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from clarityx.preprocess import FOV_THRESHOLD, crop_to_fov, fov_box, resize_square
+
+ANALYSIS_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    message: str
+
+
+# Set from the shared training photos (1,000 originals, all four classes): each limit sits
+# just outside the range those photos span, so the image test only refuses clear cases;
+# the model-based test (check_embedding) refuses the subtler ones.
+THRESHOLDS = {
+    "min_fov_fraction": 0.25,     # share of the square crop inside the field of view (min seen 0.28)
+    "min_red_share": 0.30,        # R / (R + G + B) inside the field of view (min seen 0.304)
+    "min_red_excess": 8.0,        # mean (R - B) inside the field of view: colour, not grey
+    "min_brightness": 25.0,       # mean brightness inside the field of view, 0..255 (min seen 28)
+    "max_brightness": 252.0,      # (max seen 251; cataract photos are often very bright)
+    "min_sharpness": 0.25,        # fine green-channel detail inside the field of view (min seen 0.35)
+    "max_sharpness": 7.0,         # a retina has little fine texture (max seen 5.6; natural photos 3-13)
+    "max_corner_brightness": 90.0,  # corners of the field of view's box are dark outside a round
+                                    # field (99% of training photos under 70; natural photos 90-200)
+    "min_roundness": 0.6,         # short / long side of the field of view's box (min seen 0.63)
+}
+
+MESSAGES = {
+    "not_fundus": ("This does not look like a retinal (fundus) photograph. ClarityX only reads photos "
+                   "of the back of the eye taken with a fundus camera or a smartphone fundus adapter; "
+                   "a photo of the front of the eye, a face or a screenshot cannot be graded."),
+    "too_dark": "The photo is too dark to grade. Retake it with the flash or illumination on.",
+    "too_bright": "The photo is washed out (over-exposed). Retake it with less light or a shorter exposure.",
+    "blurred": "The photo is too blurred to grade. Hold the camera steady, focus on the retina and retake it.",
+    "cropped": ("Too little of the retina is visible: the round field of view is cut off. Centre the "
+                "eye in the frame and retake it."),
+    "unfamiliar": ("This photo is unlike the fundus photos the model was trained on, so its answer would "
+                   "not be trustworthy. Retake it with a fundus camera, or ask an eye doctor to look."),
+}
+
+
+def _reject(reason: str) -> Rejection:
+    return Rejection(reason, MESSAGES[reason])
+
+
+def measure(rgb: np.ndarray) -> dict[str, float]:
+    """The numbers the image test decides on (all on a fixed-size field-of-view crop)."""
+    box = fov_box(rgb)
+    roundness = min(box.height, box.width) / max(box.height, box.width, 1)
+    boxed = rgb[box.top:box.bottom, box.left:box.right].max(axis=2).astype(np.float32)
+    ch, cw = max(1, boxed.shape[0] // 12), max(1, boxed.shape[1] // 12)
+    corners = [boxed[:ch, :cw], boxed[:ch, -cw:], boxed[-ch:, :cw], boxed[-ch:, -cw:]]
+    crop = resize_square(crop_to_fov(rgb), ANALYSIS_SIZE)
+    bright = crop.max(axis=2).astype(np.float32)
+    mask = bright > FOV_THRESHOLD
+    inside = crop[mask].astype(np.float32) if mask.any() else np.zeros((1, 3), np.float32)
+    green = crop[:, :, 1].astype(np.float32)
+    # Fine detail: what a small blur removes. The rim of the field of view is skipped.
+    detail = np.abs(green - cv2.GaussianBlur(green, (0, 0), 1.5))
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    return {
+        "fov_fraction": float(mask.mean()),
+        "corner_brightness": float(np.mean([c.mean() for c in corners])),
+        "red_excess": float((inside[:, 0] - inside[:, 2]).mean()),
+        "red_share": float(inside[:, 0].sum() / max(inside.sum(), 1.0)),
+        "brightness": float(bright[mask].mean()) if mask.any() else 0.0,
+        "sharpness": float(detail[inner].mean()) if inner.any() else 0.0,
+        "roundness": float(roundness),
+    }
+
+
+def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | None:
+    """Image test before the classifier. None when the photo may be graded."""
+    t = {**THRESHOLDS, **(thresholds or {})}
+    m = measure(rgb)
+    if m["brightness"] < t["min_brightness"]:
+        return _reject("too_dark")
+    fundus_colour = m["red_share"] >= t["min_red_share"] and m["red_excess"] >= t["min_red_excess"]
+    if fundus_colour and m["roundness"] < t["min_roundness"]:
+        return _reject("cropped")  # retina-coloured, but the round field is cut off
+    if not fundus_colour or m["fov_fraction"] < t["min_fov_fraction"] \
+            or m["sharpness"] > t["max_sharpness"] or m["corner_brightness"] > t["max_corner_brightness"]:
+        return _reject("not_fundus")
+    if m["brightness"] > t["max_brightness"]:
+        return _reject("too_bright")
+    if m["sharpness"] < t["min_sharpness"]:
+        return _reject("blurred")
+    return None
+
+
+def check_embedding(classifier, embedding: np.ndarray) -> Rejection | None:
+    """Out-of-distribution test on the classifier's embedding (when the model has its statistics)."""
+    limit = classifier.card.gate.get("max_ood_distance")
+    if limit is None or classifier.ood is None:
+        return None
+    distance = classifier.ood_distance(embedding)
+    return _reject("unfamiliar") if distance > limit else None

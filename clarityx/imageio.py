@@ -1,0 +1,126 @@
+"""Decode any photo a person may have into an 8-bit RGB numpy array.
+
+Handles JPEG/PNG/TIFF/BMP/WebP (whatever Pillow reads), EXIF orientation,
+greyscale, palette, alpha, 16-bit and float images. Refuses, with a typed error,
+files that are not images, corrupt or truncated files, oversized files and
+decompression bombs, and images too small to grade.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from clarityx.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 60_000_000  # well above any fundus camera (a 24 MP DSLR is 24e6)
+MIN_SIDE = 128
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+
+Source = str | Path | bytes | BinaryIO
+
+
+def _read_bytes(source: Source, max_bytes: int) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise NotAnImage(f"{path.name}: no such file.")
+        if path.stat().st_size > max_bytes:
+            raise ImageTooLarge(
+                f"The file is {path.stat().st_size / 2**20:.0f} MB; the limit is "
+                f"{max_bytes / 2**20:.0f} MB. Export a smaller JPEG or PNG.")
+        data = path.read_bytes()
+    else:
+        data = source.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(
+            f"The file is over the {max_bytes / 2**20:.0f} MB limit. Export a smaller JPEG or PNG.")
+    if not data:
+        raise NotAnImage("The file is empty.")
+    return data
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale 16-bit, 32-bit or float pixels to 0..255."""
+    if arr.dtype == np.uint8:
+        return arr
+    arr = arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0 and arr.min(initial=0) >= 0:
+        top = 1.0
+    else:
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+    return np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        grey = _to_uint8(np.asarray(im))
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent parts become black, like the dark border around a fundus photo.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(background, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
+               max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Decode ``source`` (path, bytes or binary file) to an ``(H, W, 3)`` uint8 RGB array.
+
+    EXIF orientation is applied so the array is upright as the camera saw it.
+    Raises a subclass of :class:`~clarityx.errors.ImageRejected` for anything unusable.
+    """
+    data = _read_bytes(source, max_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            if im.width * im.height > max_pixels:
+                raise ImageTooLarge(
+                    f"The image is {im.width}×{im.height} pixels; the limit is "
+                    f"{max_pixels / 1e6:.0f} megapixels. Resize it and try again.")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except ImageTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge("The image is too large to open safely. Resize it and try again.") from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImage("This file is not an image ClarityX can read (use JPEG, PNG, TIFF, BMP or WebP).") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptImage(f"The image file is damaged or incomplete ({exc}). Try exporting it again.") from exc
+    try:
+        rgb = _to_rgb(im)
+    except (OSError, ValueError) as exc:
+        raise CorruptImage(f"The image's pixel format is not supported ({im.mode}).") from exc
+    if min(rgb.shape[:2]) < min_side:
+        raise ImageTooSmall(
+            f"The image is {rgb.shape[1]}×{rgb.shape[0]} pixels; at least {min_side} pixels on the "
+            "short side are needed to see the retina. Use the original photo, not a thumbnail.")
+    return rgb
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_images(paths: list[str | Path]) -> list[Path]:
+    """Expand files and directories (walked recursively, sorted) into a list of image paths.
+
+    Files named explicitly are kept whatever their suffix, so a bad file gets a clear refusal.
+    """
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_image_path(q)))
+        else:
+            found.append(p)
+    return found

@@ -1,0 +1,77 @@
+"""Classification metrics on numpy arrays: the numbers that go into a model card."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale probabilities as softmax(log p / T). T > 1 softens, T < 1 sharpens."""
+    return softmax(np.log(np.clip(probs, 1e-12, 1.0)) / temperature)
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood (golden-section on log T)."""
+    def nll(log_t: float) -> float:
+        p = apply_temperature(probs, float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1.0))))
+
+    lo, hi = np.log(0.05), np.log(20.0)
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(60):
+        if nll(a) < nll(b):
+            hi, b = b, a
+            a = hi - g * (hi - lo)
+        else:
+            lo, a = a, b
+            b = lo + g * (hi - lo)
+    return float(np.exp((lo + hi) / 2))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence, equal-width bins."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def classification_report(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class P/R/F1, one-vs-rest ROC-AUC, confusion matrix, ECE."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    pred = probs.argmax(axis=1)
+    idx = list(range(len(classes)))
+    p, r, f, support = skm.precision_recall_fscore_support(labels, pred, labels=idx, zero_division=0)
+    per_class = {
+        c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+        for i, c in enumerate(classes)
+    }
+    auc = {}
+    for i, c in enumerate(classes):
+        positives = labels == i
+        if 0 < positives.sum() < len(labels):
+            auc[c] = float(skm.roc_auc_score(positives, probs[:, i]))
+    report = {
+        "n": int(len(labels)),
+        "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
+        "macro_f1": float(np.mean(f)),
+        "per_class": per_class,
+        "roc_auc_ovr": auc,
+        "macro_roc_auc": float(np.mean(list(auc.values()))) if auc else None,
+        "confusion_matrix": skm.confusion_matrix(labels, pred, labels=idx).tolist(),
+        "ece": expected_calibration_error(probs, labels),
+    }
+    return report

@@ -1,0 +1,48 @@
+"""Out-of-distribution score from the classifier's own embedding (Mahalanobis distance).
+
+Fitted during training: one mean per class and a shared, shrunk covariance of the
+512-d embedding over the training images. A photo far from every class mean (in
+that metric) is unlike anything the model was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class MahalanobisModel:
+    means: np.ndarray      # (classes, d)
+    precision: np.ndarray  # (d, d)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray, shrinkage: float = 0.1) -> "MahalanobisModel":
+        classes = np.unique(labels)
+        means = np.stack([features[labels == c].mean(axis=0) for c in classes])
+        centred = features - means[np.searchsorted(classes, labels)]
+        cov = centred.T @ centred / max(len(features) - 1, 1)
+        # Shrink towards the diagonal's mean: the embedding is 512-d, the classes small.
+        cov = (1 - shrinkage) * cov + shrinkage * np.eye(len(cov)) * np.trace(cov) / len(cov)
+        return cls(means.astype(np.float32), np.linalg.inv(cov).astype(np.float32))
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """Minimum over classes of the squared Mahalanobis distance, square-rooted."""
+        features = np.atleast_2d(features).astype(np.float32)
+        d = features[:, None, :] - self.means[None, :, :]
+        sq = np.einsum("ncd,de,nce->nc", d, self.precision, d)
+        return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, means=self.means, precision=self.precision)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MahalanobisModel":
+        with np.load(path) as data:
+            return cls(data["means"], data["precision"])
+
+
+def ood_path(model_path: str | Path) -> Path:
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + ".ood.npz")

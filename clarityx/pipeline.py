@@ -1,0 +1,77 @@
+"""From a photo to a screening result: decode → gate → prepare → classify (→ Grad-CAM).
+
+The app, the CLI and ``clarityx evaluate`` all go through :func:`analyse`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clarityx.errors import ImageRejected
+from clarityx.gate import Rejection, check_image, check_embedding
+from clarityx.imageio import Source, load_image
+from clarityx.inference import Classifier, Prediction
+from clarityx.preprocess import prepare
+
+
+@dataclass
+class Result:
+    status: str                           # "ok" | "rejected" | "error"
+    message: str | None = None
+    reason: str | None = None             # short code of a rejection
+    rgb: np.ndarray | None = None         # the decoded photo
+    pixels: np.ndarray | None = None      # what the model saw
+    prediction: Prediction | None = None
+    ranked: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def top(self) -> str | None:
+        return self.ranked[0][0] if self.ranked else None
+
+    def as_json(self, path: str) -> dict:
+        return {
+            "path": path,
+            "status": self.status,
+            "top": self.top,
+            "probabilities": {c: round(p, 6) for c, p in self.ranked} if self.ranked else None,
+            "message": self.message,
+        }
+
+
+def rejected(rejection: Rejection, rgb: np.ndarray | None = None) -> Result:
+    return Result("rejected", rejection.message, rejection.reason, rgb=rgb)
+
+
+def decode(source: Source) -> tuple[np.ndarray | None, Result | None]:
+    """Decode a photo; on failure return the rejection result instead."""
+    try:
+        return load_image(source), None
+    except ImageRejected as exc:
+        return None, Result("rejected", str(exc), type(exc).__name__)
+
+
+def gate_and_prepare(rgb: np.ndarray, size: int) -> tuple[np.ndarray | None, Result | None]:
+    rejection = check_image(rgb)
+    if rejection:
+        return None, rejected(rejection, rgb)
+    return prepare(rgb, size), None
+
+
+def finish(classifier: Classifier, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction) -> Result:
+    rejection = check_embedding(classifier, prediction.embedding)
+    if rejection:
+        return Result("rejected", rejection.message, rejection.reason, rgb=rgb, pixels=pixels)
+    return Result("ok", None, None, rgb, pixels, prediction, classifier.ranked(prediction.probabilities))
+
+
+def analyse(classifier: Classifier, source: Source, explain: bool = True) -> Result:
+    """One photo, all the way. Never raises for a bad photo: returns a rejected Result."""
+    rgb, failed = decode(source)
+    if failed:
+        return failed
+    pixels, failed = gate_and_prepare(rgb, classifier.size)
+    if failed:
+        return failed
+    prediction = classifier.explain(pixels) if explain else classifier.predict(pixels[None])[0]
+    return finish(classifier, rgb, pixels, prediction)

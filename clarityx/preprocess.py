@@ -1,0 +1,84 @@
+"""The one preprocessing function shared by training, the app and the CLI.
+
+:func:`prepare` crops a fundus photo to its circular field of view (removing the
+dark border, which varies between cameras) and resizes it to the model's input.
+Keeping it in one place means the model sees the same pixels everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# A pixel belongs to the field of view when its brightest channel exceeds this.
+FOV_THRESHOLD = 20
+# A row or column belongs to it when this share of its pixels do.
+FOV_LINE_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class Box:
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+def fov_mask(rgb: np.ndarray, threshold: int = FOV_THRESHOLD) -> np.ndarray:
+    """Boolean mask of pixels bright enough to lie inside the camera's field of view."""
+    _check_rgb(rgb)
+    return rgb.max(axis=2) > threshold
+
+
+def fov_box(rgb: np.ndarray) -> Box:
+    """Bounding box of the field of view; the whole image when none is found."""
+    mask = fov_mask(rgb)
+    rows = np.flatnonzero(mask.mean(axis=1) > FOV_LINE_SHARE)
+    cols = np.flatnonzero(mask.mean(axis=0) > FOV_LINE_SHARE)
+    if rows.size == 0 or cols.size == 0:
+        return Box(0, 0, rgb.shape[0], rgb.shape[1])
+    return Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
+
+def crop_to_fov(rgb: np.ndarray) -> np.ndarray:
+    """Crop to the field of view and pad with black to a centred square."""
+    box = fov_box(rgb)
+    crop = rgb[box.top:box.bottom, box.left:box.right]
+    side = max(crop.shape[:2])
+    out = np.zeros((side, side, 3), dtype=rgb.dtype)
+    top = (side - crop.shape[0]) // 2
+    left = (side - crop.shape[1]) // 2
+    out[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    return out
+
+
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size`` × ``size`` (area filter when shrinking, cubic when enlarging)."""
+    _check_rgb(rgb)
+    shrinking = rgb.shape[0] > size
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size, size), interpolation=interp)
+
+
+def prepare(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Photo → model input: field-of-view crop, square pad, resize. uint8 ``(size, size, 3)``.
+
+    The model itself scales pixels, so this returns plain 0..255 RGB.
+    """
+    if size < 32:
+        raise ValueError(f"size must be at least 32, got {size}")
+    return resize_square(crop_to_fov(rgb), size)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")

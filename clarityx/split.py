@@ -1,0 +1,116 @@
+"""Leak-free train/validation/test split that honours the audit.
+
+Rules: near-duplicate groups (and patient groups) never straddle splits;
+suspected augmented copies and every group holding one are train-only;
+groups carrying conflicting labels are dropped and listed; groups are assigned
+stratified by (label, source). The split is written to a CSV and reused.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from clarityx.audit import AuditReport, connected_groups
+from clarityx.datasets import Sample
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class SplitResult:
+    samples: list[Sample]       # each with .split and .group set
+    dropped: list[tuple[str, str]]  # (path, reason)
+
+    def of(self, split: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {sp: dict(Counter(s.label for s in self.of(sp))) for sp in SPLITS}
+
+
+def _groups(samples: list[Sample], report: AuditReport) -> list[int]:
+    """Duplicate groups from the audit joined with patient groups from the dataset."""
+    pairs = [(i, j) for i, j in enumerate(report.group_of) if i != j]
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        if s.group:
+            by_patient[s.group].append(i)
+    pairs += [(m[0], x) for m in by_patient.values() for x in m[1:]]
+    return connected_groups(len(samples), pairs)
+
+
+def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.15,
+               test_frac: float = 0.15, seed: int = 0, keep_augmented: bool = False) -> SplitResult:
+    """Assign every sample to train/validation/test (or drop it, with a reason)."""
+    group_of = _groups(samples, report)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, g in enumerate(group_of):
+        members[g].append(i)
+    augmented = set(report.augmented_copies)
+    unreadable = {u["path"] for u in report.unreadable}
+
+    dropped: list[tuple[str, str]] = []
+    assigned: dict[int, str] = {}
+    free_groups: list[list[int]] = []
+    for m in members.values():
+        labels = {samples[i].label for i in m}
+        if len(labels) > 1:
+            dropped += [(str(samples[i].path), f"conflicting labels {sorted(labels)}") for i in m]
+            continue
+        m = [i for i in m if str(samples[i].path) not in unreadable]
+        if not keep_augmented:
+            dropped += [(str(samples[i].path), "pre-made augmented copy") for i in m
+                        if str(samples[i].path) in augmented]
+            m = [i for i in m if str(samples[i].path) not in augmented]
+        if not m:
+            continue
+        given = {samples[i].split for i in m} - {None}
+        if len(given) == 1:  # the dataset's own split
+            assigned.update({i: given.pop() for i in m})
+        elif any(str(samples[i].path) in augmented for i in m):
+            assigned.update({i: "train" for i in m})
+        else:
+            free_groups.append(m)
+
+    # Stratified greedy assignment: each group goes where its stratum is furthest below target.
+    rng = random.Random(seed)
+    rng.shuffle(free_groups)
+    free_groups.sort(key=len, reverse=True)  # place big groups first, while there is room
+    targets = {"train": 1 - val_frac - test_frac, "validation": val_frac, "test": test_frac}
+    stratum_total: Counter = Counter()
+    for m in free_groups:
+        stratum_total[(samples[m[0]].label, samples[m[0]].source)] += len(m)
+    filled: dict[tuple, Counter] = defaultdict(Counter)
+    for m in free_groups:
+        key = (samples[m[0]].label, samples[m[0]].source)
+        total = stratum_total[key]
+        split = max(SPLITS, key=lambda sp: targets[sp] * total - filled[key][sp])
+        filled[key][split] += len(m)
+        assigned.update({i: split for i in m})
+
+    out = [replace(samples[i], split=assigned[i], group=str(group_of[i]))
+           for i in range(len(samples)) if i in assigned]
+    return SplitResult(out, dropped)
+
+
+def write_split(result: SplitResult, path: str | Path) -> None:
+    """Write the split as a manifest CSV; paths relative to the CSV so the folder can move."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "split", "group", "source", "grade"])
+        for s in result.samples:
+            w.writerow([os.path.relpath(s.path.resolve(), path.parent.resolve()), s.label, s.split, s.group, s.source or "", "" if s.grade is None else s.grade])
+
+
+def read_split(path: str | Path) -> SplitResult:
+    from clarityx.datasets import read_manifest
+
+    samples = read_manifest(Path(path))
+    # read_manifest resolves relative paths against the CSV; the split stores them as written.
+    return SplitResult(samples, [])

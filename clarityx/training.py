@@ -1,0 +1,114 @@
+"""Pieces of the training run that ``train.py`` strings together."""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from clarityx.datasets import Sample
+from clarityx.imageio import load_image
+from clarityx.preprocess import prepare
+
+
+def set_seeds(seed: int) -> None:
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def load_pixels(samples: list[Sample], size: int, cache_dir: Path | None = None,
+                threads: int = 4) -> np.ndarray:
+    """Decode and preprocess every image once: ``(N, size, size, 3)`` uint8, cached on disk."""
+    cache = None
+    if cache_dir is not None:
+        key = hashlib.sha1(f"{size}|".encode() + "\n".join(str(s.path) for s in samples).encode())
+        cache = Path(cache_dir) / f"pixels-{size}-{key.hexdigest()[:16]}.npy"
+        if cache.exists():
+            return np.load(cache)
+
+    def one(sample: Sample) -> np.ndarray:
+        return prepare(load_image(sample.path), size)
+
+    with ThreadPoolExecutor(threads) as pool:
+        pixels = np.stack(list(tqdm(pool.map(one, samples), total=len(samples),
+                                    desc=f"decode {size}px", unit="img")))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, pixels)
+    return pixels
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Inverse-frequency weights, mean 1 over the samples."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def backbone_features(backbone: keras.Model, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Frozen-backbone feature maps for phase 1 (one forward pass, no augmentation)."""
+    run = tf.function(lambda x: backbone(x, training=False), reduce_retracing=True)
+    out = []
+    for start in tqdm(range(0, len(pixels), batch_size), desc="features", unit="batch"):
+        out.append(run(tf.constant(pixels[start:start + batch_size], tf.float32)).numpy())
+    return np.concatenate(out)
+
+
+def predict_probs(model: keras.Model, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return np.concatenate([
+        run(tf.constant(pixels[i:i + batch_size], tf.float32)).numpy()
+        for i in range(0, len(pixels), batch_size)
+    ])
+
+
+def freeze_batchnorm(model: keras.Model) -> None:
+    """Keep every BatchNorm in inference mode: short fine-tunes are otherwise dominated by
+    lagging running statistics (Keras' transfer-learning guide does the same)."""
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def freeze_first_blocks(backbone: keras.Model, blocks: int) -> None:
+    """Freeze the stem and the first ``blocks`` blocks (cheaper backward pass on a CPU)."""
+    if blocks <= 0:
+        return
+    for layer in backbone.layers:
+        name = layer.name
+        if name.startswith("stem") or name in ("rescale", "rescaling", "normalization"):
+            layer.trainable = False
+        elif name.startswith("block"):
+            digits = "".join(ch for ch in name[5:].split("_")[0] if ch.isdigit())
+            if digits and int(digits) < blocks:
+                layer.trainable = False
+
+
+def train_dataset(pixels: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                  augment) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((pixels, labels))
+    ds = ds.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(pixels: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((pixels, labels)).batch(batch_size)
+    return ds.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE)
+
+
+def embeddings(model: keras.Model, pixels: np.ndarray, batch_size: int) -> np.ndarray:
+    """The 512-d embedding (penultimate layer) of every image, for the out-of-distribution gate."""
+    backbone = model.get_layer("backbone")
+    head = model.get_layer("head")
+    emb_model = keras.Model(head.input, head.get_layer("embedding").output)
+    run = tf.function(lambda x: emb_model(backbone(x, training=False), training=False),
+                      reduce_retracing=True)
+    return np.concatenate([
+        run(tf.constant(pixels[i:i + batch_size], tf.float32)).numpy()
+        for i in range(0, len(pixels), batch_size)
+    ])

@@ -1,0 +1,122 @@
+"""Shared fixtures: synthetic fundus photos and a tiny trained model (built here, offline)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2
+import numpy as np
+import pytest
+
+CLASSES = ["normal", "cataract", "diabetic_retinopathy", "glaucoma"]
+TINY_SIZE = 64
+
+
+def synthetic_fundus(size: int = 400, seed: int = 0, spot: tuple[float, float] | None = None) -> np.ndarray:
+    """An orange disc on black with vessel-like dark lines, an optic disc and optional bright spot."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size, 3), np.uint8)
+    c = size // 2
+    r = int(size * 0.45)
+    base = (int(rng.integers(170, 230)), int(rng.integers(60, 110)), int(rng.integers(20, 50)))
+    cv2.circle(img, (c, c), r, base, -1)
+    for _ in range(12):  # vessels: each photo its own pattern
+        a, b = rng.integers(c - r // 2, c + r // 2, size=2), rng.integers(c - r // 2, c + r // 2, size=2)
+        cv2.line(img, tuple(int(v) for v in a), tuple(int(v) for v in b), (110, 25, 15), max(2, size // 60))
+    angle = rng.uniform(0, 2 * np.pi)  # optic disc somewhere on a ring
+    disc = (int(c + r * 0.45 * np.cos(angle)), int(c + r * 0.45 * np.sin(angle)))
+    cv2.circle(img, disc, size // 12, (250, 200, 120), -1)
+    noise = rng.normal(0, 6, img.shape)
+    mask = img.max(axis=2, keepdims=True) > 0
+    img = np.clip(img + noise * mask, 0, 255).astype(np.uint8)
+    if spot is not None:
+        cv2.circle(img, (int(spot[0] * size), int(spot[1] * size)), size // 12, (40, 200, 255), -1)
+    return img
+
+
+QUADRANTS = [(0.33, 0.33), (0.67, 0.33), (0.33, 0.67), (0.67, 0.67)]
+
+
+def planted_dataset(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class k = a bright spot in quadrant k (with jitter): the signal Grad-CAM must find."""
+    from clarityx.preprocess import prepare
+
+    rng = np.random.default_rng(seed)
+    x, y = [], []
+    for i in range(n):
+        k = i % 4
+        jitter = rng.uniform(-0.06, 0.06, size=2)
+        spot = (QUADRANTS[k][0] + jitter[0], QUADRANTS[k][1] + jitter[1])
+        x.append(prepare(synthetic_fundus(160, seed=int(rng.integers(1e9)), spot=spot), size))
+        y.append(k)
+    return np.stack(x), np.array(y)
+
+
+def build_tiny_model(size: int = TINY_SIZE):
+    import keras
+    from keras import layers
+
+    from clarityx.model import build_head
+
+    inp = keras.Input((size, size, 3))
+    x = layers.Rescaling(1 / 255.0)(inp)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    backbone = keras.Model(inp, x, name="backbone")
+    head = build_head(tuple(backbone.output.shape[1:]), len(CLASSES))
+    image = keras.Input((size, size, 3), name="image")
+    return keras.Model(image, head(backbone(image)), name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A small CNN with the seed head, trained to find planted spots; saved with card and OOD stats."""
+    import keras
+
+    from clarityx.model import ModelCard, save_model
+    from clarityx.ood import MahalanobisModel, ood_path
+    from clarityx.training import embeddings
+
+    keras.utils.set_random_seed(0)
+    x, y = planted_dataset(240, TINY_SIZE, seed=1)
+    model = build_tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x.astype("float32"), y, epochs=40, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    card = ModelCard(name="tiny-test-model", classes=CLASSES, input_size=TINY_SIZE, backbone="tiny-cnn",
+                     architecture="test CNN → seed head", initialisation="random", temperature=1.0)
+    emb = embeddings(model, x, 32)
+    ood = MahalanobisModel.fit(emb, y)
+    save_model(model, card, path)
+    ood.save(ood_path(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier(tiny_model):
+    from clarityx.inference import Classifier
+
+    return Classifier(tiny_model)
+
+
+@pytest.fixture
+def fundus_jpeg(tmp_path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "fundus.jpg"
+    Image.fromarray(synthetic_fundus(400, seed=3)).save(path, quality=92)
+    return path
+
+
+@pytest.fixture(scope="session")
+def retina_png(tmp_path_factory) -> Path:
+    """scikit-image's real fundus photograph (ships inside the package: offline)."""
+    import skimage.data
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("retina") / "retina.png"
+    Image.fromarray(skimage.data.retina()).save(path)
+    return path

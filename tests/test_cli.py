@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from clarityx.cli import main
+from tests.conftest import synthetic_fundus
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_predict_json_mixed_inputs(tiny_model, tmp_path, capsys):
+    good = tmp_path / "imgs"
+    good.mkdir()
+    for i in range(3):
+        Image.fromarray(synthetic_fundus(300, seed=i)).save(good / f"eye{i}.jpg")
+    (good / "notes.jpg").write_text("this is not an image")
+    data = (good / "eye0.jpg").read_bytes()
+    (good / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    heat = tmp_path / "heat"
+
+    code, out, _ = run_cli(["predict", str(good), "--model", str(tiny_model), "--json",
+                            "--heatmap-dir", str(heat), "--batch-size", "2"], capsys)
+    assert code == 0
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    by_name = {r["path"].split("/")[-1]: r for r in lines}
+    assert len(lines) == 5 and set(by_name) == {"eye0.jpg", "eye1.jpg", "eye2.jpg", "notes.jpg", "truncated.jpg"}
+    for r in lines:
+        assert set(r) == {"path", "status", "top", "probabilities", "message"}
+    for name in ("eye0.jpg", "eye1.jpg", "eye2.jpg"):
+        r = by_name[name]
+        assert r["status"] == "ok" and r["message"] is None
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-4
+        assert r["top"] == max(r["probabilities"], key=r["probabilities"].get)
+        assert (heat / f"{name[:-4]}.gradcam.png").is_file()
+    for name in ("notes.jpg", "truncated.jpg"):
+        r = by_name[name]
+        assert r["status"] == "rejected" and r["top"] is None and r["probabilities"] is None and r["message"]
+
+
+def test_predict_without_model_exits_nonzero_with_advice(tmp_path, capsys):
+    Image.fromarray(synthetic_fundus(300)).save(tmp_path / "a.jpg")
+    code, out, err = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(tmp_path / "none.keras")], capsys)
+    assert code == 2 and out == "" and "No trained model" in err and "train.py" in err
+
+
+def test_python_m_clarityx_runs(tiny_model, fundus_jpeg):
+    proc = subprocess.run([sys.executable, "-m", "clarityx", "predict", str(fundus_jpeg), "--model",
+                           str(tiny_model), "--json"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.strip())
+    assert record["status"] == "ok" and record["path"] == str(fundus_jpeg)

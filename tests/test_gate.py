@@ -1,0 +1,51 @@
+"""Each refusal reason on constructed cases; good fundus photos pass."""
+import cv2
+import numpy as np
+import pytest
+
+from clarityx.gate import check_image, measure
+from tests.conftest import synthetic_fundus
+
+
+def reason(rgb):
+    r = check_image(rgb)
+    return None if r is None else r.reason
+
+
+def test_good_fundus_photos_pass(retina_png):
+    from clarityx.imageio import load_image
+
+    assert reason(load_image(retina_png)) is None
+    for seed in range(5):
+        assert reason(synthetic_fundus(400, seed=seed)) is None
+
+
+def test_not_fundus_cases():
+    import skimage.data
+
+    grey = np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    assert reason(grey) == "not_fundus"                                   # no colour
+    assert reason(skimage.data.astronaut()) == "not_fundus"              # texture, no round field
+    assert reason(np.full((300, 300, 3), (30, 160, 40), np.uint8)) == "not_fundus"  # green, not a retina
+    noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    assert reason(noise) == "not_fundus"
+
+
+def test_too_dark_and_too_bright():
+    img = synthetic_fundus(400, seed=1)
+    assert reason((img * 0.1).astype(np.uint8)) == "too_dark"
+    washed = np.zeros_like(img)
+    cv2.circle(washed, (200, 200), 180, (255, 255, 255), -1)
+    assert reason(washed) in ("too_bright", "not_fundus")
+
+
+def test_blurred():
+    img = synthetic_fundus(400, seed=2)
+    blurred = cv2.GaussianBlur(img, (0, 0), 25)
+    assert measure(blurred)["sharpness"] < measure(img)["sharpness"]
+    assert reason(blurred) == "blurred"
+
+
+def test_half_the_field_cut_away():
+    img = synthetic_fundus(400, seed=2)
+    assert reason(img[:, :150]) == "cropped"

@@ -1,0 +1,98 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clarityx.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
+from clarityx.imageio import find_images, load_image
+from tests.conftest import synthetic_fundus
+
+
+def encode(arr_or_img, fmt: str, **kw) -> bytes:
+    img = arr_or_img if isinstance(arr_or_img, Image.Image) else Image.fromarray(arr_or_img)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "BMP", "WEBP"])
+def test_decodes_common_formats_to_rgb_uint8(fmt):
+    src = synthetic_fundus(200, seed=1)
+    out = load_image(encode(src, fmt))
+    assert out.shape == (200, 200, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - src).mean() < 6  # lossy formats stay close
+
+
+def test_exif_orientation_is_applied():
+    src = np.zeros((200, 300, 3), np.uint8)
+    src[:, :150] = 255  # left half white
+    img = Image.fromarray(src)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    out = load_image(encode(img, "JPEG", exif=exif))
+    assert out.shape == (300, 200, 3)
+    assert out[:150].mean() > 200 and out[150:].mean() < 50  # white half now on top
+
+
+def test_greyscale_palette_and_16bit_become_rgb():
+    grey = (np.arange(200 * 200).reshape(200, 200) % 256).astype(np.uint8)
+    out = load_image(encode(Image.fromarray(grey, "L"), "PNG"))
+    assert out.shape == (200, 200, 3) and (out[..., 0] == grey).all()
+
+    pal = Image.fromarray(synthetic_fundus(200)).convert("P")
+    assert load_image(encode(pal, "PNG")).shape == (200, 200, 3)
+
+    sixteen = (np.linspace(0, 65535, 200 * 200).reshape(200, 200)).astype(np.uint16)
+    out16 = load_image(encode(Image.fromarray(sixteen), "PNG"))
+    assert out16.dtype == np.uint8 and out16.max() == 255 and out16.min() == 0
+
+
+def test_rgba_transparency_becomes_black():
+    rgba = np.zeros((200, 200, 4), np.uint8)
+    rgba[..., :3] = 200
+    rgba[:100, :, 3] = 255  # top opaque, bottom transparent
+    out = load_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert out[:100].mean() > 190 and out[100:].max() == 0
+
+
+def test_not_an_image_and_empty():
+    with pytest.raises(NotAnImage, match="not an image"):
+        load_image(b"hello, this is text, not a photo" * 10)
+    with pytest.raises(NotAnImage, match="empty"):
+        load_image(b"")
+
+
+def test_truncated_jpeg_is_corrupt():
+    data = encode(synthetic_fundus(300), "JPEG")
+    with pytest.raises(CorruptImage):
+        load_image(data[: len(data) // 2])
+
+
+def test_limits():
+    data = encode(synthetic_fundus(300), "PNG")
+    with pytest.raises(ImageTooLarge, match="limit"):
+        load_image(data, max_bytes=1000)
+    with pytest.raises(ImageTooLarge, match="megapixels"):
+        load_image(data, max_pixels=300 * 299)
+    with pytest.raises(ImageTooSmall, match="at least 128"):
+        load_image(encode(synthetic_fundus(100), "PNG"))
+
+
+def test_decompression_bomb_is_refused():
+    # A tiny file that declares a huge canvas: Pillow's own bomb guard or ours must refuse it.
+    bomb = encode(Image.new("1", (20000, 20000)), "PNG")
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooLarge):
+        load_image(bomb, max_pixels=10_000_000)
+
+
+def test_paths_and_find_images(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(synthetic_fundus(200)).save(tmp_path / "a" / "x.png")
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    assert load_image(tmp_path / "a" / "x.png").shape == (200, 200, 3)
+    with pytest.raises(NotAnImage, match="no such file"):
+        load_image(tmp_path / "missing.png")
+    found = find_images([tmp_path, tmp_path / "a" / "notes.txt"])
+    assert [p.name for p in found] == ["x.png", "notes.txt"]

