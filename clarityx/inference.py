@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from clarityx.errors import ModelNotInstalled
-from clarityx.model import ModelCard, card_path
+from clarityx.card import ModelCard, card_path
 from clarityx.ood import MahalanobisModel, ood_path
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "clarityx_b0_relu6.keras"

@@ -7,16 +7,13 @@ backbone (EfficientNet, last conv block) → BatchNorm → [GlobalMaxPool, Globa
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
 from keras import layers
 
 from clarityx.backbones import build_backbone
-
-CARD_SUFFIX = ".card.json"
+from clarityx.card import ModelCard, card_path, markdown_path
 
 
 def build_head(feature_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -41,60 +38,21 @@ def build_classifier(backbone: str, num_classes: int, img_size: int,
     return keras.Model(inputs, head(base(inputs)), name=f"clarityx_{backbone}")
 
 
-@dataclass
-class ModelCard:
-    """Everything a user (and the app) needs to know about a trained model."""
-
-    name: str
-    classes: list[str]
-    input_size: int
-    backbone: str
-    architecture: str
-    initialisation: str
-    version: str = "0"
-    temperature: float = 1.0
-    intended_use: str = (
-        "Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
-        "each class. Not a diagnosis; it cannot rule disease out.")
-    limitations: list[str] = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-    audit: dict = field(default_factory=dict)
-    split: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    comparison: list[dict] = field(default_factory=list)
-    gate: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ModelCard":
-        data = json.loads(Path(path).read_text())
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def card_path(model_path: str | Path) -> Path:
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + CARD_SUFFIX)
-
-
-def markdown_path(model_path: str | Path) -> Path:
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".card.md")
-
-
 def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
     """Inference-only ``.keras`` (no optimizer state) plus card JSON and Markdown beside it."""
     from clarityx.card_markdown import render
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if model.optimizer is not None:  # Keras saves a compiled model's optimizer: save a clean copy
-        clean = keras.Model.from_config(model.get_config())
-        clean.set_weights(model.get_weights())
-        model = clean
+    # Keras saves the optimizer state of a compiled model and of compiled sub-models (the head,
+    # after phase 1): save a fresh copy with every optimizer stripped.
+    clean = keras.Model.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    for sub in [clean, *(layer for layer in clean._flatten_layers(include_self=False)
+                         if isinstance(layer, keras.Model))]:
+        sub.optimizer = None
+        sub.compiled = False
+    model = clean
     model.save(path)
     card.save(card_path(path))
     markdown_path(path).write_text(render(card))

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clarityx.card_markdown import render  # noqa: E402
-from clarityx.model import ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.card import ModelCard, card_path, markdown_path  # noqa: E402
 
 
 def row(path: Path) -> dict:

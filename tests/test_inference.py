@@ -55,7 +55,7 @@ def test_explain_probabilities_equal_predict(classifier):
 def test_temperature_is_applied(tiny_model, tmp_path):
     import shutil
 
-    from clarityx.model import ModelCard, card_path
+    from clarityx.card import ModelCard, card_path
 
     hot = tmp_path / "hot.keras"
     shutil.copy(tiny_model, hot)

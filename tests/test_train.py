@@ -37,7 +37,7 @@ def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     assert len(test["confusion_matrix"]) == 4 and 0 <= test["macro_f1"] <= 1
     assert out.with_name("tiny.split.csv").is_file() and out.with_name("tiny.ood.npz").is_file()
     assert out.with_name("tiny.card.md").read_text().startswith("# Model card")
-    assert out.stat().st_size < 30e6  # no optimizer state
+    assert out.stat().st_size < 22e6  # no optimizer state (Lite0 + head weights alone: ~19 MB)
 
     proc = subprocess.run([sys.executable, "-m", "clarityx", "predict", str(tiny_dataset / "glaucoma"),
                            "--model", str(out), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Pick the gate's out-of-distribution threshold on validation photos; measure the gate's rates.
+
+    python benchmarks/gate_rates.py [--model PATH] [--data ../shared/data] [--write-card]
+
+The threshold is the validation fundus photos' distance percentile that gives the target
+false-rejection rate. Every rate printed is then measured on images not used to pick it:
+the test split's fundus photos (wrongly refused), negatives (wrongly accepted: natural photos
+from scikit-image and synthetic cases), and degraded test photos (caught).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def distances(classifier, images: list[np.ndarray]) -> np.ndarray:
+    from clarityx.preprocess import prepare
+
+    out = []
+    for i in range(0, len(images), 32):
+        pixels = np.stack([prepare(im, classifier.size) for im in images[i:i + 32]])
+        out += [p.embedding for p in classifier.predict(pixels)]
+    return classifier.ood.distance(np.stack(out))
+
+
+def verdicts(classifier, images: list[np.ndarray], limit: float) -> list[str | None]:
+    """None when accepted, else the rejection reason (image test first, then the model's)."""
+    from clarityx.gate import check_image
+
+    reasons: list[str | None] = [None] * len(images)
+    passed = []
+    for i, im in enumerate(images):
+        r = check_image(im)
+        if r:
+            reasons[i] = r.reason
+        else:
+            passed.append(i)
+    if passed:
+        d = distances(classifier, [images[i] for i in passed])
+        for i, dist in zip(passed, d):
+            if dist > limit:
+                reasons[i] = "unfamiliar"
+    return reasons
+
+
+def rate(reasons: list, accepted: bool) -> str:
+    n = len(reasons)
+    k = sum((r is None) == accepted for r in reasons)
+    return f"{k}/{n} = {100 * k / max(n, 1):.1f}%"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="root the card's test files are under")
+    ap.add_argument("--target-frr", type=float, default=0.01, help="false-rejection target on validation")
+    ap.add_argument("--synthetic", type=int, default=120)
+    ap.add_argument("--write-card", action="store_true", help="store the threshold and rates in the model card")
+    args = ap.parse_args()
+
+    from clarityx.card_markdown import render
+    from clarityx.imageio import load_image
+    from clarityx.inference import Classifier
+    from clarityx.card import card_path, markdown_path
+    from clarityx.negatives import DEGRADATIONS, degrade, skimage_photos, synthetic
+    from clarityx.split import read_split
+
+    classifier = Classifier(args.model)
+    split_csv = classifier.path.with_name(classifier.path.stem + ".split.csv")
+    val = [s for s in read_split(split_csv).samples if s.split == "validation"]
+    test = [s for s in read_split(split_csv).samples if s.split == "test"]
+    val_images = [load_image(s.path) for s in val]
+    test_images = [load_image(s.path) for s in test]
+
+    from clarityx.gate import check_image
+    val_ok = [im for im in val_images if check_image(im) is None]
+    limit = float(np.percentile(distances(classifier, val_ok), 100 * (1 - args.target_frr)))
+    print(f"OOD threshold: {limit:.2f} (validation {100 * (1 - args.target_frr):.0f}th percentile, "
+          f"{len(val_ok)}/{len(val_images)} validation photos passed the image test)")
+
+    test_reasons = verdicts(classifier, test_images, limit)
+    natural = list(skimage_photos())
+    synth = list(synthetic(args.synthetic, seed=12345))
+    nat_reasons = verdicts(classifier, [im for _, im in natural], limit)
+    syn_reasons = verdicts(classifier, [im for _, im in synth], limit)
+    degraded = {k: verdicts(classifier, [degrade(im, k) for im in test_images[::3]], limit) for k in DEGRADATIONS}
+
+    results = {
+        "ood_threshold": limit,
+        "target_validation_frr": args.target_frr,
+        "test_fundus_wrongly_refused": rate(test_reasons, accepted=False),
+        "test_refusal_reasons": dict(Counter(r for r in test_reasons if r)),
+        "natural_photos_accepted": rate(nat_reasons, accepted=True),
+        "synthetic_negatives_accepted": rate(syn_reasons, accepted=True),
+        "degraded_caught": {k: rate(v, accepted=False) for k, v in degraded.items()},
+    }
+    print(f"held-out test fundus photos wrongly refused: {results['test_fundus_wrongly_refused']} "
+          f"{results['test_refusal_reasons']}")
+    print(f"natural photos (scikit-image) accepted:     {results['natural_photos_accepted']}")
+    for (name, _), r in zip(natural, nat_reasons):
+        print(f"    {name:32s} {r or 'ACCEPTED'}")
+    print(f"synthetic negatives accepted:               {results['synthetic_negatives_accepted']}")
+    by_kind = Counter(n.split(".")[1] for (n, _), r in zip(synth, syn_reasons) if r is None)
+    if by_kind:
+        print(f"    accepted by kind: {dict(by_kind)}")
+    for k, v in results["degraded_caught"].items():
+        print(f"degraded test photos caught ({k:6s}):       {v}  {dict(Counter(degraded[k]))}")
+
+    if args.write_card:
+        card = classifier.card
+        card.gate = {**card.gate, "max_ood_distance": limit, "measured": results,
+                     "command": "python benchmarks/gate_rates.py --write-card"}
+        card.save(card_path(classifier.path))
+        markdown_path(classifier.path).write_text(render(card))
+        print(f"wrote the threshold and rates into {card_path(classifier.path)}")
+
+
+if __name__ == "__main__":
+    main()

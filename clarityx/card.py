@@ -1,0 +1,57 @@
+"""The model card: everything a user (and the app) needs to know about a trained model.
+
+Kept free of TensorFlow so the app can read it before the model has loaded.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CARD_SUFFIX = ".card.json"
+
+
+@dataclass
+class ModelCard:
+    """Everything a user (and the app) needs to know about a trained model."""
+
+    name: str
+    classes: list[str]
+    input_size: int
+    backbone: str
+    architecture: str
+    initialisation: str
+    version: str = "0"
+    temperature: float = 1.0
+    intended_use: str = (
+        "Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
+        "each class. Not a diagnosis; it cannot rule disease out.")
+    limitations: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+    audit: dict = field(default_factory=dict)
+    split: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    comparison: list[dict] = field(default_factory=list)
+    gate: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelCard":
+        data = json.loads(Path(path).read_text())
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def card_path(model_path: str | Path) -> Path:
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + CARD_SUFFIX)
+
+
+def markdown_path(model_path: str | Path) -> Path:
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + ".card.md")
+
+

@@ -1,0 +1,62 @@
+"""Exported TFLite / ONNX models agree with the Keras model on real fundus photos."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clarityx.inference import DEFAULT_MODEL
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data" / "eye_diseases"
+
+# Stated tolerances on calibrated probabilities (max absolute difference over the photos).
+TOLERANCE = {("tflite", None): 1e-3, ("tflite", "float16"): 0.03,
+             ("onnx", None): 1e-3, ("onnx", "int8"): 0.15}
+
+
+def real_photos(count: int = 12) -> list[Path]:
+    if SHARED.exists():
+        photos = sorted(p for p in SHARED.rglob("*.jp*g") if not p.name.startswith("_"))
+        return photos[:: max(1, len(photos) // count)][:count]
+    return []
+
+
+@pytest.fixture(scope="module")
+def subject(tiny_model_module):
+    """The bundled model on real photos when both exist, else the tiny test model on retina copies."""
+    from clarityx.imageio import load_image
+    from clarityx.inference import Classifier
+    from clarityx.preprocess import prepare
+
+    photos = real_photos()
+    if DEFAULT_MODEL.is_file() and photos:
+        classifier = Classifier(DEFAULT_MODEL)
+        images = [load_image(p) for p in photos]
+    else:
+        import skimage.data
+
+        classifier = Classifier(tiny_model_module)
+        images = [np.roll(skimage.data.retina(), 40 * i, axis=1) for i in range(6)]
+    pixels = np.stack([prepare(im, classifier.size) for im in images])
+    return classifier, pixels
+
+
+@pytest.fixture(scope="module")
+def tiny_model_module(tiny_model):
+    return tiny_model
+
+
+@pytest.mark.parametrize("fmt,quant", list(TOLERANCE))
+def test_export_parity(subject, tmp_path, fmt, quant):
+    from clarityx.export import ExportedModel, export
+
+    classifier, pixels = subject
+    path = export(classifier.path, fmt, quant, tmp_path / f"m.{fmt}")
+    assert path.is_file() and path.with_name(path.stem + ".card.json").is_file()
+    probs, emb = ExportedModel(path).predict(pixels)
+    expected = classifier.predict(pixels)
+    calibrated = classifier._calibrate(probs)
+    reference = np.stack([e.probabilities for e in expected])
+    assert emb.shape == (len(pixels), 512)
+    assert (calibrated.argmax(1) == reference.argmax(1)).mean() >= (1.0 if quant is None else 0.9)
+    assert np.abs(calibrated - reference).max() <= TOLERANCE[(fmt, quant)]
