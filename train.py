@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         split={"method": "near-duplicate and patient groups kept whole, stratified by (label, source)",
                "seed": args.seed, "test_files": [rel(s.path) for s in parts["test"]],
                "test_labels": [s.label for s in parts["test"]],
-               "test_sources": [s.source or "unknown" for s in parts["test"]]},
+               "test_sources": [s.source or "unknown" for s in parts["test"]],
+               "test_grades": [s.grade for s in parts["test"]]},
         metrics=metrics,
         gate={"ood_validation_distance_percentiles": {
             str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},

@@ -29,6 +29,18 @@ if classifier is not None:
                                    colorscale="Blues", text=test["confusion_matrix"], texttemplate="%{text}"))
         fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=420)
         st.plotly_chart(fig, width="stretch")
+    by_source = card.metrics.get("test_by_source")
+    if by_source:
+        st.caption("Accuracy by image source (camera/collection): " + "; ".join(
+            f"{src} {m['accuracy']:.0%} of {m['n']}" for src, m in by_source.items()))
+    measured = card.gate.get("measured")
+    if measured:
+        st.subheader("The gate (photos it refuses)")
+        st.markdown(f"- Held-out fundus photos wrongly refused: **{measured['test_fundus_wrongly_refused']}**\n"
+                    f"- Natural photos accepted: **{measured['natural_photos_accepted']}**; synthetic "
+                    f"non-fundus images accepted: **{measured['synthetic_negatives_accepted']}**\n"
+                    "- Degraded fundus photos caught: " + ", ".join(
+                        f"{k} {v}" for k, v in measured["degraded_caught"].items()))
     if card.comparison:
         st.subheader("Initialisations compared")
         st.dataframe(card.comparison, hide_index=True)

@@ -10,6 +10,22 @@ from pathlib import Path
 
 CARD_SUFFIX = ".card.json"
 
+LIMITATIONS = [
+    "A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule disease out.",
+    "Knows four classes only (normal, cataract, diabetic retinopathy, glaucoma). Other conditions — "
+    "macular degeneration, retinal detachment, hypertensive retinopathy, tumours — are not recognised "
+    "and may be called 'normal'.",
+    "Trained on public research photos from a few cameras and hospitals (ODIR-5K, EyePACS and others); "
+    "accuracy on other cameras, smartphone adapters and populations is unknown and likely lower.",
+    "In the training data each class comes mostly from one source, so the model may partly recognise "
+    "the camera rather than the disease; augmentation and the mixed-source normal class reduce, but do "
+    "not remove, that risk.",
+    "Diabetic retinopathy is detected as present or absent, not graded; early (mild) retinopathy is "
+    "often missed.",
+    "Probabilities are calibrated on the validation split of the same data; they are not calibrated "
+    "for other populations.",
+]
+
 
 @dataclass
 class ModelCard:
@@ -26,7 +42,7 @@ class ModelCard:
     intended_use: str = (
         "Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
         "each class. Not a diagnosis; it cannot rule disease out.")
-    limitations: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=lambda: list(LIMITATIONS))
     data: dict = field(default_factory=dict)
     audit: dict = field(default_factory=dict)
     split: dict = field(default_factory=dict)

@@ -25,8 +25,9 @@ def card_test_samples(classifier: Classifier, data: str | Path) -> list[Sample]:
     if not files:
         raise ValueError("the model card records no test files; use --files all")
     sources = split.get("test_sources") or [None] * len(files)
-    return [Sample(Path(data) / f, label, source=src)
-            for f, label, src in zip(files, split["test_labels"], sources)]
+    grades = split.get("test_grades") or [None] * len(files)
+    return [Sample(Path(data) / f, label, source=src, grade=grade)
+            for f, label, src, grade in zip(files, split["test_labels"], sources, grades)]
 
 
 def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
@@ -35,7 +36,7 @@ def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
     samples = [s for s in samples if s.label in classifier.classes]
     if not samples:
         raise ValueError("no labelled images of the model's classes found")
-    labels, probs, sources, gate_reasons, unreadable = [], [], [], Counter(), []
+    labels, probs, sources, grades, gate_reasons, unreadable = [], [], [], [], Counter(), []
     for start in range(0, len(samples), batch_size):
         batch, pixels = [], []
         for s in samples[start:start + batch_size]:
@@ -58,12 +59,20 @@ def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
             labels.append(classifier.classes.index(s.label))
             probs.append(p.probabilities)
             sources.append(s.source or "unknown")
+            grades.append(-1 if s.grade is None else s.grade)
     y, p = np.array(labels), np.array(probs)
     report = classification_report(p, y, classifier.classes)
     src = np.array(sources)
     report["by_source"] = {
         name: {"n": int((src == name).sum()), "accuracy": float((p[src == name].argmax(1) == y[src == name]).mean())}
         for name in sorted(set(sources))}
+    if "diabetic_retinopathy" in classifier.classes and any(g >= 0 for g in grades):
+        # The model detects DR, it does not grade it: report how often each grade is flagged.
+        dr = classifier.classes.index("diabetic_retinopathy")
+        g = np.array(grades)
+        report["dr_flagged_by_grade"] = {
+            str(k): {"n": int((g == k).sum()), "flagged": float((p[g == k].argmax(1) == dr).mean())}
+            for k in sorted(set(g[g >= 0]))}
     report["gate"] = {"refused": int(sum(gate_reasons.values())), "of": len(labels),
                       "reasons": dict(gate_reasons)}
     report["unreadable"] = unreadable
@@ -81,6 +90,8 @@ def format_report(r: dict) -> str:
     lines.append("confusion matrix (rows truth, columns prediction): " + str(r["confusion_matrix"]))
     for name, m in r["by_source"].items():
         lines.append(f"source {name}: accuracy {m['accuracy']:.3f} on {m['n']}")
+    for grade, m in r.get("dr_flagged_by_grade", {}).items():
+        lines.append(f"DR grade {grade}: flagged as diabetic_retinopathy in {m['flagged']:.1%} of {m['n']}")
     g = r["gate"]
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clarityx.card_markdown import render  # noqa: E402
-from clarityx.card import ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.card import LIMITATIONS, ModelCard, card_path, markdown_path  # noqa: E402
 
 
 def row(path: Path) -> dict:
@@ -31,6 +31,7 @@ def main(paths: list[str]) -> None:
     main_path = Path(paths[0])
     card = ModelCard.load(card_path(main_path))
     card.comparison = [row(Path(p)) for p in paths]
+    card.limitations = card.limitations or list(LIMITATIONS)
     card.save(card_path(main_path))
     markdown_path(main_path).write_text(render(card))
     for r in card.comparison:

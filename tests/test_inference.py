@@ -81,5 +81,8 @@ def test_overlay_blends_and_validates():
     assert out.shape == rgb.shape and out.dtype == np.uint8
     assert not np.array_equal(out[0, 0], out[99, 99])  # hot corner differs from cold corner
     assert np.array_equal(overlay(rgb, cam, 0.0), rgb)
+    border = rgb.copy()
+    border[:, :10] = 0  # black border outside the field of view stays black
+    assert (overlay(border, cam, 0.8)[:, :10] == 0).all()
     with pytest.raises(ValueError):
         overlay(rgb, cam, 1.5)
