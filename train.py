@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--epochs", type=int, default=3, help="phase 2 (whole network); 0 = head only")
     g.add_argument("--lr", type=float, default=1e-4, help="phase 2 peak learning rate (cosine decay)")
     g.add_argument("--freeze-blocks", type=int, default=0, help="phase 2: keep the first N blocks frozen")
+    g.add_argument("--aug-strength", type=float, default=1.0,
+                   help="scale of the photometric augmentation ranges (0 = geometry only)")
     g.add_argument("--patience", type=int, default=2, help="phase 2 early stopping (epochs)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("output")
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 state_file.write_text(json.dumps({"epoch": epoch + 1}))
 
         history = model.fit(
-            T.train_dataset(x["train"], y["train"], args.batch_size, args.seed, augmenter(args.seed)),
+            T.train_dataset(x["train"], y["train"], args.batch_size, args.seed,
+                            augmenter(args.seed, args.aug_strength)),
             validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
             epochs=args.epochs, initial_epoch=initial_epoch, class_weight=weights_of_class, verbose=1,
             callbacks=[
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         training={
             "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
             "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
-            "phase2_epochs": phase2_epochs, "total_seconds": round(time.time() - started),
+            "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength, "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "keras": keras.__version__, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },

@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Pick the fine-tuned run with the best *validation* macro-F1, copy it to models/, and write
+every run's held-out numbers into its card (the test split is never used to choose).
+
+    python scripts/bundle.py --to models/NAME.keras --candidates A.keras B.keras [--probes C.keras ...]
+"""
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from clarityx.card import LIMITATIONS, ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.card_markdown import render  # noqa: E402
+
+SIDECARS = (".ood.npz", ".audit.json")
+
+
+def row(path: Path, kind: str) -> dict:
+    card = ModelCard.load(card_path(path))
+    test, val = card.metrics["test"], card.metrics["validation"]
+    t = card.training
+    recipe = ("frozen backbone, head only" if not t.get("phase2_epochs")
+              else f"{t['phase2_epochs']} fine-tune epochs, augmentation ×{t.get('aug_strength', 1.0)}")
+    return {
+        "run": f"{path.stem}: {card.backbone} ← {card.initialisation}",
+        "kind": kind,
+        "validation_macro_f1": val["macro_f1"],
+        "macro_f1": test["macro_f1"],
+        "accuracy": test["accuracy"],
+        "min_recall": min(m["recall"] for m in test["per_class"].values()),
+        "ece": test["ece"],
+        "notes": f"{recipe}; {t.get('total_seconds')} s on 2 CPU cores",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--to", required=True)
+    ap.add_argument("--candidates", nargs="+", required=True)
+    ap.add_argument("--probes", nargs="*", default=[])
+    args = ap.parse_args()
+
+    candidates = [Path(p) for p in args.candidates]
+    best = max(candidates, key=lambda p: ModelCard.load(card_path(p)).metrics["validation"]["macro_f1"])
+    target = Path(args.to)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    import keras
+
+    from clarityx.model import save_model
+
+    card = ModelCard.load(card_path(best))
+    card.name = target.stem
+    card.comparison = [row(p, "fine-tuned" + (" (bundled)" if p == best else "")) for p in candidates]
+    card.comparison += [row(Path(p), "probe") for p in args.probes]
+    card.limitations = card.limitations or list(LIMITATIONS)
+    # Re-save through save_model: inference-only file, no optimizer state.
+    save_model(keras.saving.load_model(best, compile=False), card, target)
+    for suffix in SIDECARS:
+        shutil.copy(best.with_name(best.stem + suffix), target.with_name(target.stem + suffix))
+    shutil.copy(best.with_name("split.csv"), target.with_name(target.stem + ".split.csv"))
+    markdown_path(target).write_text(render(card))
+    print(f"bundled {best} as {target} ({target.stat().st_size / 2**20:.1f} MB)")
+    for r in card.comparison:
+        print(f"  {r['run']:60s} val F1 {r['validation_macro_f1']:.3f}  test F1 {r['macro_f1']:.3f}  "
+              f"acc {r['accuracy']:.3f}  ({r['notes']})")
+
+
+if __name__ == "__main__":
+    main()
