@@ -188,6 +188,7 @@ def main() -> None:
 
     reps = max(3, args.repeats // 5)
     fast = stats([len(pixels) / t for t in timed(batched, reps)])
+    keras_batched = fast
     naive = stats([len(pixels) / t for t in timed(per_image, reps)])
     print(f"batch throughput on {len(pixels)} prepared photos (images/s, higher is better)")
     print(f"  batched    {fast['median']:8.1f} img/s [{fast['min']:.1f}-{fast['max']:.1f}]")
@@ -223,6 +224,13 @@ def main() -> None:
                    zip(ref, [classifier._calibrate(p[None])[0] for p in probs]))
         print(f"  {fmt_name:6s} {quant or 'float32':8s} {path.stat().st_size / 2**20:5.1f} MB  {fmt(s)}  "
               f"max |Δp| vs Keras on 16 photos {diff:.4f}")
+        if fmt_name == "onnx":
+            def onnx_batched():
+                for i in range(0, len(pixels), 16):
+                    exported.predict(pixels[i:i + 16])
+            b = stats([len(pixels) / t for t in timed(onnx_batched, reps)])
+            print(f"         batched throughput {b['median']:.1f} img/s [{b['min']:.1f}-{b['max']:.1f}] "
+                  f"(Keras compiled: {keras_batched['median']:.1f})")
 
 
 if __name__ == "__main__":

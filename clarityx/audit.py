@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -166,8 +167,6 @@ def _is_augmented(sample: Sample, index: int, matches: dict[int, list[tuple[int,
 
 def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditReport:
     """Audit ``samples``; the report keeps a duplicate-group id per sample for the split."""
-    import time
-
     start = time.perf_counter()
     n = len(samples)
 

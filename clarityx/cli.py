@@ -23,6 +23,10 @@ def _load_classifier(model: str | None):
     from clarityx.inference import Classifier
 
     try:
+        if model and Path(model).suffix in (".onnx", ".tflite"):
+            from clarityx.export import ExportedClassifier
+
+            return ExportedClassifier(model)
         return Classifier(model)
     except ModelNotInstalled as exc:
         print(f"clarityx: {exc}", file=sys.stderr)
@@ -47,6 +51,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     classifier = _load_classifier(args.model)
     if classifier is None:
+        return 2
+    if args.heatmap_dir and not hasattr(classifier, "_explain"):
+        print("clarityx: --heatmap-dir needs the Keras model (.keras); exported models cannot compute "
+              "Grad-CAM", file=sys.stderr)
         return 2
     heatmap_dir = Path(args.heatmap_dir) if args.heatmap_dir else None
     if heatmap_dir:
@@ -120,6 +128,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.confusion_html:
+        from clarityx.evaluate import confusion_figure
+
+        # Self-contained (plotly.js inlined): opens offline, sends nothing anywhere.
+        confusion_figure(report, classifier.classes).write_html(args.confusion_html, include_plotlyjs=True)
     return 0
 
 
@@ -141,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("predict", help="rank eye-disease probabilities for photos")
     s.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
-    s.add_argument("--model", help="a .keras model with its .card.json (default: bundled)")
+    s.add_argument("--model", help="a .keras model with its .card.json (default: bundled), or an exported "
+                                    ".onnx/.tflite one (no heat maps)")
     s.add_argument("--json", action="store_true", help="one JSON object per image per line")
     s.add_argument("--heatmap-dir", help="write a Grad-CAM overlay PNG per image here")
     s.add_argument("--batch-size", type=int, default=16)
@@ -162,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"])
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--confusion-html", help="write the confusion matrix as a self-contained plotly HTML file")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("export", help="export the classifier to TFLite or ONNX")

@@ -95,3 +95,14 @@ def format_report(r: dict) -> str:
     g = r["gate"]
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
     return "\n".join(lines)
+
+
+def confusion_figure(report: dict, classes: list[str]):
+    """Plotly heat map of the confusion matrix (rows: truth, columns: prediction)."""
+    import plotly.graph_objects as go
+
+    cm = report["confusion_matrix"]
+    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
+    fig.update_layout(title=f"Confusion matrix — {report['n']} photos, macro-F1 {report['macro_f1']:.3f}",
+                      xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+    return fig

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from clarityx.inference import default_model_path
-from clarityx.card import card_path
+from clarityx.card import ModelCard, card_path
+from clarityx.ood import MahalanobisModel, ood_path
 
 
 def inference_graph(model_path: Path):
@@ -78,7 +79,9 @@ def export(model: str | Path | None, fmt: str, quantize: str | None = None,
     out = Path(output) if output else model_path.with_name(model_path.stem + tag + suffix)
     graph = inference_graph(model_path)
     (export_tflite if fmt == "tflite" else export_onnx)(graph, out, quantize)
-    shutil.copy(card_path(model_path), out.with_name(out.stem + ".card.json"))
+    shutil.copy(card_path(model_path), card_path(out))
+    if ood_path(model_path).is_file():
+        shutil.copy(ood_path(model_path), ood_path(out))
     return out
 
 
@@ -121,3 +124,39 @@ class ExportedModel:
             emb = next(v for k, v in result.items() if "emb" in k)
             return probs, emb
         return self._run_tflite(x)
+
+
+class ExportedClassifier:
+    """An exported model behind the same interface as :class:`clarityx.inference.Classifier`
+    (predictions and the gate; no Grad-CAM, which needs gradients)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from clarityx.errors import ModelNotInstalled
+        from clarityx.inference import missing_model_message
+
+        self.path = Path(path)
+        if not self.path.is_file() or not card_path(self.path).is_file():
+            raise ModelNotInstalled(missing_model_message(self.path))
+        self.card = ModelCard.load(card_path(self.path))
+        self.classes = list(self.card.classes)
+        self.size = int(self.card.input_size)
+        self.ood = MahalanobisModel.load(ood_path(self.path)) if ood_path(self.path).is_file() else None
+        self._model = ExportedModel(self.path)
+
+    def predict(self, pixels: np.ndarray):
+        from clarityx.inference import Prediction
+        from clarityx.metrics import apply_temperature
+
+        probs, emb = self._model.predict(pixels)
+        probs = apply_temperature(probs, self.card.temperature)
+        return [Prediction(p, e, None) for p, e in zip(probs, emb)]
+
+    def explain(self, pixels: np.ndarray):
+        raise NotImplementedError("Grad-CAM needs the Keras model (.keras), not an exported one")
+
+    def ood_distance(self, embedding: np.ndarray) -> float | None:
+        return None if self.ood is None else float(self.ood.distance(embedding)[0])
+
+    def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
+        order = np.argsort(probabilities)[::-1]
+        return [(self.classes[i], float(probabilities[i])) for i in order]

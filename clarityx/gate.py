@@ -39,6 +39,8 @@ THRESHOLDS = {
     "min_red_excess": 8.0,        # mean (R - B) inside the field of view: colour, not grey
     "min_brightness": 25.0,       # mean brightness inside the field of view, 0..255 (min seen 28)
     "max_brightness": 252.0,      # (max seen 251; cataract photos are often very bright)
+    "washed_out_brightness": 200.0,  # a refused image this bright and featureless is called
+    "washed_out_sharpness": 2.0,     # over-exposed rather than "not a fundus photo"
     "min_sharpness": 0.25,        # fine green-channel detail inside the field of view (min seen 0.35)
     "max_sharpness": 7.0,         # a retina has little fine texture (max seen 5.6; natural photos 3-13)
     "max_corner_brightness": 90.0,  # corners of the field of view's box are dark outside a round
@@ -101,7 +103,9 @@ def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | 
         return _reject("cropped")  # retina-coloured, but the round field is cut off
     if not fundus_colour or m["fov_fraction"] < t["min_fov_fraction"] \
             or m["sharpness"] > t["max_sharpness"] or m["corner_brightness"] > t["max_corner_brightness"]:
-        return _reject("not_fundus")
+        # Refused either way; a bright, featureless image is more likely an over-exposed photo.
+        washed_out = m["brightness"] > t["washed_out_brightness"] and m["sharpness"] < t["washed_out_sharpness"]
+        return _reject("too_bright" if washed_out else "not_fundus")
     if m["brightness"] > t["max_brightness"]:
         return _reject("too_bright")
     if m["sharpness"] < t["min_sharpness"]:

@@ -60,3 +60,25 @@ def test_export_parity(subject, tmp_path, fmt, quant):
     assert emb.shape == (len(pixels), 512)
     assert (calibrated.argmax(1) == reference.argmax(1)).mean() >= (1.0 if quant is None else 0.9)
     assert np.abs(calibrated - reference).max() <= TOLERANCE[(fmt, quant)]
+
+
+def test_cli_runs_on_an_exported_model(tiny_model, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from clarityx.cli import main
+    from clarityx.export import export
+    from tests.conftest import synthetic_fundus
+
+    onnx_path = export(tiny_model, "onnx", None, tmp_path / "tiny.onnx")
+    for i in range(3):
+        Image.fromarray(synthetic_fundus(300, seed=50 + i)).save(tmp_path / f"e{i}.png")
+    assert main(["predict", str(tmp_path), "--json", "--model", str(tiny_model)]) == 0
+    keras_out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert main(["predict", str(tmp_path), "--json", "--model", str(onnx_path)]) == 0
+    onnx_out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["top"] for r in onnx_out] == [r["top"] for r in keras_out] and len(onnx_out) == 3
+    for a, b in zip(onnx_out, keras_out):
+        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) < 1e-3
+    assert main(["predict", str(tmp_path), "--model", str(onnx_path), "--heatmap-dir", str(tmp_path / "h")]) == 2

@@ -36,7 +36,10 @@ def test_too_dark_and_too_bright():
     assert reason((img * 0.1).astype(np.uint8)) == "too_dark"
     washed = np.zeros_like(img)
     cv2.circle(washed, (200, 200), 180, (255, 255, 255), -1)
-    assert reason(washed) in ("too_bright", "not_fundus")
+    assert reason(washed) == "too_bright"
+    from clarityx.negatives import degrade
+    assert reason(degrade(img, "bright")) == "too_bright"
+    assert reason(degrade(img, "dark")) == "too_dark"
 
 
 def test_blurred():
@@ -47,5 +50,8 @@ def test_blurred():
 
 
 def test_half_the_field_cut_away():
+    from clarityx.negatives import degrade
+
     img = synthetic_fundus(400, seed=2)
     assert reason(img[:, :150]) == "cropped"
+    assert reason(degrade(img, "half")) == "cropped"

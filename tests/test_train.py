@@ -45,12 +45,16 @@ def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(records) == 10 and all(r["status"] in ("ok", "rejected") for r in records)
 
+    html = tmp_path / "cm.html"
     proc = subprocess.run([sys.executable, "-m", "clarityx", "evaluate", str(tiny_dataset), "--model", str(out),
-                           "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--json", "--confusion-html", str(html)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert report["n"] == test["n"]
     assert report["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)  # reproduces the card
+    assert report["confusion_matrix"] == test["confusion_matrix"]
+    assert "plotly" in html.read_text()[:5000].lower()
 
 
 def test_missing_imagenet_weights_fail_clearly(tiny_dataset, tmp_path):
