@@ -7,7 +7,6 @@ import streamlit as st
 from app_pages.shared import start_model_loading
 
 st.set_page_config(page_title="ClarityX", page_icon=":material/visibility:", layout="wide")
-start_model_loading()  # TensorFlow and the model load in the background; the page is usable at once
 
 pages = [
     st.Page("app_pages/screen.py", title="Screen a photo", icon=":material/search:", default=True),
@@ -15,3 +14,4 @@ pages = [
     st.Page("app_pages/about.py", title="About & privacy", icon=":material/lock:"),
 ]
 st.navigation(pages).run()
+start_model_loading()  # TensorFlow and the model load in the background; the page is usable at once

@@ -1,6 +1,7 @@
 """What the pages share: the model, loaded once per process in the background."""
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
@@ -14,11 +15,20 @@ DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye 
               "floaters, or a painful red eye.")
 
 
+# Importing TensorFlow holds Python's GIL for seconds (loading its native libraries); a short
+# pause first lets Streamlit send the first page to the browser, so it is interactive at once.
+LOAD_DELAY_S = 0.5
+
+
+def _load() -> Classifier:
+    time.sleep(LOAD_DELAY_S)
+    return Classifier(default_model_path())
+
+
 @st.cache_resource(show_spinner=False)
 def _loader() -> Future:
     # One thread, one load per process; every session shares the Classifier (read-only).
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader").submit(
-        Classifier, default_model_path())
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader").submit(_load)
 
 
 def start_model_loading() -> None:
@@ -28,11 +38,11 @@ def start_model_loading() -> None:
 def get_classifier() -> Classifier | None:
     """Wait for the model (if still loading); None when no model is installed."""
     future = _loader()
-    if not future.done():
-        with st.spinner("Loading the model (first time after start: a few seconds)…"):
-            future.result()
     try:
-        return future.result()
+        if future.done():
+            return future.result()
+        with st.spinner("Loading the model (first time after start: a few seconds)…"):
+            return future.result()
     except ModelNotInstalled as exc:
         st.error(str(exc))
         return None

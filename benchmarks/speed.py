@@ -212,8 +212,7 @@ def main() -> None:
 
     out_dir = Path(tempfile.mkdtemp())
     print("exported models (single image)")
-    for fmt_name, quant in [("tflite", None), ("tflite", "float16"), ("tflite", "int8"), ("onnx", None),
-                            ("onnx", "int8")]:
+    for fmt_name, quant in [("tflite", None), ("tflite", "float16"), ("tflite", "int8"), ("onnx", None)]:
         path = export(model_path, fmt_name, quant, out_dir / f"m.{quant or 'fp32'}.{fmt_name}")
         exported = ExportedModel(path)
         exported.predict(xf)

@@ -92,10 +92,8 @@ class Classifier:
             return tf.nn.softmax(logits), emb, tf.stack(cams, axis=1)
 
         self._predict, self._explain = predict, explain
-        if warm_up:  # trace both functions now, not on the first person's photo
-            dummy = np.zeros((1, self.size, self.size, 3), np.uint8)
-            self.predict(dummy)
-            self.explain(dummy[0])
+        if warm_up:  # trace now, not on the first person's photo (batch predict traces on first use)
+            self.explain(np.zeros((self.size, self.size, 3), np.uint8))
 
     def _calibrate(self, probs: np.ndarray) -> np.ndarray:
         from clarityx.metrics import apply_temperature
