@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from clarityx.backbones import BACKBONES, WeightsUnavailable
     from clarityx.datasets import drop_ungraded_dr, load_dataset, relabel_dr_grade0
     from clarityx.metrics import apply_temperature, classification_report, fit_temperature
-    from clarityx.model import ModelCard, build_classifier, save_model
+    from clarityx.card import ModelCard, data_decisions
+    from clarityx.model import build_classifier, save_model
     from clarityx.ood import MahalanobisModel, ood_path
     from clarityx.split import make_split, read_split, write_split
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "dr_grade0_policy": args.dr_grade0,
             "dr_ungraded_policy": args.dr_ungraded,
             "pre_made_augmented_copies": "used for training only" if args.keep_augmented else "excluded",
+            "defects_handled": data_decisions(args.dr_grade0, args.dr_ungraded, args.keep_augmented),
             "counts": {k: dict(Counter(s.label for s in v)) for k, v in parts.items()},
             "sources": {k: dict(Counter(s.source or "unknown" for s in v)) for k, v in parts.items()},
         },
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             "near_duplicate_groups": len(report.near_duplicate_groups),
             "conflicting_label_groups": len(report.conflicting_groups),
             "augmented_copies": len(report.augmented_copies),
-            "dropped": len(split.dropped),
+            "dropped": len(samples) - len(split.samples),
         },
         split={"method": "near-duplicate and patient groups kept whole, stratified by (label, source)",
                "seed": args.seed, "test_files": [rel(s.path) for s in parts["test"]],

@@ -45,3 +45,9 @@ def guidance(top: str, probability: float) -> tuple[str, str, str]:
         action = "Because the result is uncertain, have your eyes checked by an eye doctor. " + action
         urgency = "soon" if urgency == "routine" else urgency
     return meaning, action, urgency
+
+
+def weak_classes(metrics: dict, below: float = 0.6) -> list[tuple[str, float]]:
+    """Classes the model often missed on its held-out test photos (recall under ``below``)."""
+    per_class = metrics.get("test", {}).get("per_class", {})
+    return [(c, m["recall"]) for c, m in per_class.items() if m["recall"] < below]

@@ -6,7 +6,7 @@ import hashlib
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance
+from app_pages.guidance import guidance, weak_classes
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.inference import overlay
 from clarityx.pipeline import Result, analyse
@@ -45,6 +45,7 @@ def analysed(data: bytes) -> Result | None:
 
 def show_refusal(result: Result) -> None:
     st.error(f"**This photo cannot be graded.** {result.message}")
+    st.caption("No disease probabilities are shown for a photo that cannot be graded.")
     if result.rgb is not None:
         st.image(result.rgb, caption="The photo you gave", width=320)
 
@@ -59,6 +60,9 @@ def show_result(result: Result, eye: str) -> None:
         st.plotly_chart(probability_chart(result.ranked), width="stretch")
         box = st.warning if urgency != "routine" else st.info
         box(f"{meaning}\n\n**What to do:** {action}")
+        for name, recall in weak_classes(classifier.card.metrics):
+            st.caption(f"⚠️ In testing, this model recognised only {recall:.0%} of photos with "
+                       f"{label(name).lower()}: a low score for it does not rule it out.")
     with right:
         chosen = st.selectbox("Show where the model looked for", [c for c, _ in result.ranked],
                               format_func=label, key="cam_class")

@@ -27,6 +27,25 @@ LIMITATIONS = [
 ]
 
 
+def data_decisions(dr_grade0: str, dr_ungraded: str, keep_augmented: bool) -> list[str]:
+    """How the known defects of the training data were handled, in words, for the card."""
+    grade0 = {"normal": "relabelled normal (so the normal class spans two cameras, not one)",
+              "drop": "dropped", "keep": "kept as diabetic retinopathy"}[dr_grade0]
+    return [
+        "Exact and near-duplicate photos (thumbnail cosine > 0.995, flips and rotations included) are "
+        "grouped; a group never straddles train, validation and test.",
+        "Groups whose photos carry different labels (e.g. the same file in cataract/ and glaucoma/) are "
+        "dropped from every split.",
+        "Pre-made augmented copies are " + ("used for training only." if keep_augmented else "excluded."),
+        f"Diabetic-retinopathy photos whose public EyePACS grade is 0 (no DR) are {grade0}.",
+        "Diabetic-retinopathy photos without a public grade are "
+        + ("dropped: 44% of the graded ones are grade 0, so their label cannot be trusted."
+           if dr_ungraded == "drop" else "kept (their labels are noisy)."),
+        "Splits are stratified by (label, source), and metrics are reported per source, because two "
+        "classes come from a single camera each.",
+    ]
+
+
 @dataclass
 class ModelCard:
     """Everything a user (and the app) needs to know about a trained model."""

@@ -37,14 +37,32 @@ def render(card) -> str:
                   for src, m in by_source.items()]
         lines.append("")
     if card.comparison:
-        lines += ["## Initialisation comparison", "", "| run | macro-F1 | accuracy | notes |", "|---|---|---|---|"]
-        lines += [f"| {r['run']} | {r['macro_f1']:.3f} | {_pct(r['accuracy'])} | {r.get('notes', '')} |"
-                  for r in card.comparison]
+        lines += ["## Runs compared (same split; the bundled run was chosen on validation macro-F1)", "",
+                  "| run | kind | validation macro-F1 | test macro-F1 | test accuracy | lowest recall | notes |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r.get('kind', '')} | {r.get('validation_macro_f1', float('nan')):.3f} | "
+                  f"{r['macro_f1']:.3f} | {_pct(r['accuracy'])} | {_pct(r.get('min_recall'))} | "
+                  f"{r.get('notes', '')} |" for r in card.comparison]
         lines.append("")
-    if card.gate:
-        lines += ["## Gate", "", "```", *[f"{k}: {v}" for k, v in card.gate.items()], "```", ""]
+    measured = card.gate.get("measured")
+    if measured:
+        lines += ["## Gate (refusing photos that cannot be graded)", "",
+                  f"- Out-of-distribution threshold {measured['ood_threshold']:.2f} (Mahalanobis distance of "
+                  f"the embedding), the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th "
+                  "percentile.",
+                  f"- Held-out test fundus photos wrongly refused: {measured['test_fundus_wrongly_refused']} "
+                  f"{measured['test_refusal_reasons']}",
+                  f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
+                  f"images accepted: {measured['synthetic_negatives_accepted']}",
+                  "- Degraded test photos caught: " + ", ".join(
+                      f"{k} {v}" for k, v in measured["degraded_caught"].items()),
+                  f"- Measured by `{card.gate.get('command', 'benchmarks/gate_rates.py')}`", ""]
     lines += ["## Data", ""]
-    lines += [f"- {k}: {v}" for k, v in card.data.items()]
+    for k, v in card.data.items():
+        if isinstance(v, list):
+            lines += [f"- {k.replace('_', ' ')}:"] + [f"  - {item}" for item in v]
+        else:
+            lines.append(f"- {k.replace('_', ' ')}: {v}")
     lines += ["", "## Audit", ""] + [f"- {k}: {v}" for k, v in card.audit.items()]
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.limitations]
     lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items()]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.card import LIMITATIONS, ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.card import LIMITATIONS, ModelCard, card_path, data_decisions, markdown_path  # noqa: E402
 from clarityx.card_markdown import render  # noqa: E402
 
 SIDECARS = (".ood.npz", ".audit.json")
@@ -56,6 +56,12 @@ def main() -> None:
     card.comparison = [row(p, "fine-tuned" + (" (bundled)" if p == best else "")) for p in candidates]
     card.comparison += [row(Path(p), "probe") for p in args.probes]
     card.limitations = card.limitations or list(LIMITATIONS)
+    # Cards of runs that reused a split file: derive what older train.py versions did not record.
+    split_rows = sum(1 for _ in open(best.with_name("split.csv"))) - 1
+    card.audit["dropped"] = card.audit["files"] - split_rows
+    card.data.setdefault("defects_handled", data_decisions(
+        card.data["dr_grade0_policy"], card.data.get("dr_ungraded_policy", "keep"),
+        card.data["pre_made_augmented_copies"] != "excluded"))
     # Re-save through save_model: inference-only file, no optimizer state.
     save_model(keras.saving.load_model(best, compile=False), card, target)
     for suffix in SIDECARS:

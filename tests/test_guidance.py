@@ -1,0 +1,17 @@
+from app_pages.guidance import GUIDANCE, guidance, weak_classes
+
+
+def test_every_class_says_what_to_do_and_uncertainty_raises_urgency():
+    for cls in GUIDANCE:
+        meaning, action, urgency = guidance(cls, 0.9)
+        assert meaning and ("eye doctor" in action.lower() or "examination" in action.lower())
+    _, action, urgency = guidance("normal", 0.4)
+    assert "unsure" in guidance("normal", 0.4)[0] and urgency == "soon" and "eye doctor" in action
+    assert guidance("glaucoma", 0.9)[2] == "soon" and "emergency" in guidance("glaucoma", 0.9)[1]
+    assert "eye doctor" in guidance("something_new", 0.9)[1]
+
+
+def test_weak_classes_from_card_metrics():
+    metrics = {"test": {"per_class": {"normal": {"recall": 0.8}, "diabetic_retinopathy": {"recall": 0.33}}}}
+    assert weak_classes(metrics) == [("diabetic_retinopathy", 0.33)]
+    assert weak_classes({}) == []
