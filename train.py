@@ -66,42 +66,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.time()
-
-    import keras
-    import numpy as np
-
-    from clarityx import training as T
+def prepare_data(args: argparse.Namespace, classes: list[str]):
+    """Read, audit and split the dataset (reusing a split file when it exists)."""
     from clarityx.audit import audit
-    from clarityx.augment import augmenter
-    from clarityx.backbones import BACKBONES, WeightsUnavailable
     from clarityx.datasets import drop_ungraded_dr, load_dataset, relabel_dr_grade0
-    from clarityx.metrics import apply_temperature, classification_report, fit_temperature
-    from clarityx.card import ModelCard, data_decisions
-    from clarityx.model import build_classifier, save_model
-    from clarityx.ood import MahalanobisModel, ood_path
     from clarityx.split import make_split, read_split, write_split
 
-    T.set_seeds(args.seed)
-    classes = args.classes.split(",")
-    output = Path(args.output)
-    cache = Path(args.cache_dir)
-    data_root = Path(args.data).parent if args.data.endswith(".csv") else Path(args.data)
-
-    # 1. Data and audit.
     samples = load_dataset(args.data, args.layout)
     if args.dr_ungraded == "drop":
         samples = drop_ungraded_dr(samples)
-    samples = relabel_dr_grade0(samples, args.dr_grade0)
-    samples = [s for s in samples if s.label in classes]
+    samples = [s for s in relabel_dr_grade0(samples, args.dr_grade0) if s.label in classes]
     report = audit(samples, root=args.data)
     print(report.summary(), flush=True)
+    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     Path(str(output.with_suffix("")) + ".audit.json").write_text(report.to_json())
 
-    # 2. Split (reused when it exists).
     split_file = Path(args.split_file) if args.split_file else Path(str(output.with_suffix("")) + ".split.csv")
     if split_file.exists():
         split = read_split(split_file)
@@ -116,88 +96,82 @@ def main(argv: list[str] | None = None) -> int:
             per: Counter = Counter()
             chosen = [s for s in chosen if (per.update([s.label]) or per[s.label] <= args.max_per_class)]
         parts[name] = chosen
-    for name, chosen in parts.items():
         print(f"{name}: {len(chosen)} images {dict(Counter(s.label for s in chosen))}")
-    if not parts["train"] or not parts["validation"]:
-        print("error: the split left no training or validation images", file=sys.stderr)
-        return 2
-    index = {c: i for i, c in enumerate(classes)}
-    y = {k: np.array([index[s.label] for s in v], dtype=np.int32) for k, v in parts.items()}
-    x = {k: T.load_pixels(v, args.img_size, cache) if v else np.zeros((0, args.img_size, args.img_size, 3), np.uint8)
-         for k, v in parts.items()}
+    return samples, report, split, parts
 
-    # 3. Model.
-    weights = None if args.weights == "none" else args.weights
-    try:
-        model = build_classifier(args.backbone, len(classes), args.img_size, weights)
-    except WeightsUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def train_head(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> None:
+    """Phase 1: the head alone, on frozen-backbone features computed once."""
+    import keras
+
+    from clarityx import training as T
+
     backbone, head = model.get_layer("backbone"), model.get_layer("head")
-    weights_of_class = T.class_weights(y["train"], len(classes))
-
-    # 4. Phase 1: the head on cached frozen-backbone features.
-    t0 = time.time()
     f_train = T.backbone_features(backbone, x["train"], args.batch_size)
     f_val = T.backbone_features(backbone, x["validation"], args.batch_size)
     head.compile(optimizer=keras.optimizers.Adam(args.head_lr),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     head.fit(f_train, y["train"], validation_data=(f_val, y["validation"]), epochs=args.head_epochs,
-             batch_size=32, class_weight=weights_of_class, verbose=2,
+             batch_size=32, class_weight=class_weight, verbose=2,
              callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
-    del f_train, f_val
-    phase1_s = time.time() - t0
 
-    # 5. Phase 2: the whole network, BatchNorm frozen, augmentation, cosine schedule.
-    t0 = time.time()
-    phase2_epochs = 0
-    if args.epochs > 0:
-        T.freeze_batchnorm(model)
-        T.freeze_first_blocks(backbone, args.freeze_blocks)
-        steps = args.epochs * int(np.ceil(len(x["train"]) / args.batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            args.lr / 10, steps, alpha=0.01, warmup_target=args.lr, warmup_steps=max(1, steps // 20))
-        model.compile(optimizer=keras.optimizers.Adam(schedule),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        ckpt_dir = cache / "checkpoints" / output.stem
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        last, best = ckpt_dir / "last.weights.h5", ckpt_dir / "best.weights.h5"
-        state_file = ckpt_dir / "state.json"
-        initial_epoch = 0
-        if args.resume and last.exists() and state_file.exists():
-            model.load_weights(last)
-            initial_epoch = json.loads(state_file.read_text())["epoch"]
-            print(f"Resuming phase 2 at epoch {initial_epoch}")
 
-        class SaveState(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                self.model.save_weights(last)
-                state_file.write_text(json.dumps({"epoch": epoch + 1}))
+def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> int:
+    """Phase 2: the whole network (BatchNorm frozen), augmentation, cosine schedule, early stopping,
+    a checkpoint every epoch (``--resume``). Leaves the best validation-loss weights; returns epochs run."""
+    import keras
+    import numpy as np
 
-        history = model.fit(
-            T.train_dataset(x["train"], y["train"], args.batch_size, args.seed,
-                            augmenter(args.seed, args.aug_strength)),
-            validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
-            epochs=args.epochs, initial_epoch=initial_epoch, class_weight=weights_of_class, verbose=1,
-            callbacks=[
-                keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
-                keras.callbacks.EarlyStopping(patience=args.patience),
-                SaveState(),
-            ])
-        phase2_epochs = initial_epoch + len(history.history.get("loss", []))
-        if best.exists():
-            model.load_weights(best)
-    phase2_s = time.time() - t0
+    from clarityx import training as T
+    from clarityx.augment import augmenter
 
-    # 6. Calibration, evaluation, gate statistics.
-    p_val = T.predict_probs(model, x["validation"], args.batch_size)
+    T.freeze_batchnorm(model)
+    T.freeze_first_blocks(model.get_layer("backbone"), args.freeze_blocks)
+    steps = args.epochs * int(np.ceil(len(x["train"]) / args.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.lr / 10, steps, alpha=0.01, warmup_target=args.lr, warmup_steps=max(1, steps // 20))
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ckpt_dir = Path(args.cache_dir) / "checkpoints" / Path(args.output).stem
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last, best, state = ckpt_dir / "last.weights.h5", ckpt_dir / "best.weights.h5", ckpt_dir / "state.json"
+    initial_epoch = 0
+    if args.resume and last.exists() and state.exists():
+        model.load_weights(last)
+        initial_epoch = json.loads(state.read_text())["epoch"]
+        print(f"Resuming phase 2 at epoch {initial_epoch}")
+
+    class SaveState(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.save_weights(last)
+            state.write_text(json.dumps({"epoch": epoch + 1}))
+
+    history = model.fit(
+        T.train_dataset(x["train"], y["train"], args.batch_size, args.seed, augmenter(args.seed, args.aug_strength)),
+        validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
+        epochs=args.epochs, initial_epoch=initial_epoch, class_weight=class_weight, verbose=1,
+        callbacks=[keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
+                   keras.callbacks.EarlyStopping(patience=args.patience), SaveState()])
+    if best.exists():
+        model.load_weights(best)
+    return initial_epoch + len(history.history.get("loss", []))
+
+
+def evaluate_model(model, x: dict, y: dict, parts: dict, classes: list[str], batch_size: int):
+    """Temperature fitted on validation; calibrated metrics on validation and test (per source too)."""
+    import numpy as np
+
+    from clarityx import training as T
+    from clarityx.metrics import apply_temperature, classification_report, fit_temperature
+
+    p_val = T.predict_probs(model, x["validation"], batch_size)
     temperature = fit_temperature(p_val, y["validation"])
     metrics = {"validation": classification_report(apply_temperature(p_val, temperature), y["validation"], classes)}
     if len(x["test"]):
-        p_test = apply_temperature(T.predict_probs(model, x["test"], args.batch_size), temperature)
+        raw = T.predict_probs(model, x["test"], batch_size)
+        p_test = apply_temperature(raw, temperature)
         metrics["test"] = classification_report(p_test, y["test"], classes)
-        metrics["test_uncalibrated_ece"] = classification_report(
-            T.predict_probs(model, x["test"], args.batch_size), y["test"], classes)["ece"]
+        metrics["test_uncalibrated_ece"] = classification_report(raw, y["test"], classes)["ece"]
         sources = np.array([s.source or "unknown" for s in parts["test"]])
         metrics["test_by_source"] = {
             src: {"n": int((sources == src).sum()),
@@ -205,14 +179,60 @@ def main(argv: list[str] | None = None) -> int:
                   "labels": dict(Counter(s.label for s, m in zip(parts["test"], sources == src) if m))}
             for src in sorted(set(sources))}
         print(json.dumps(metrics["test"], indent=1))
+    return metrics, temperature
+
+
+def relative_to(root: Path, path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+
+    import keras
+    import numpy as np
+
+    from clarityx import training as T
+    from clarityx.backbones import BACKBONES, WeightsUnavailable
+    from clarityx.card import ModelCard, data_decisions
+    from clarityx.model import build_classifier, save_model
+    from clarityx.ood import MahalanobisModel, ood_path
+
+    T.set_seeds(args.seed)
+    classes = args.classes.split(",")
+    output = Path(args.output)
+    data_root = Path(args.data).parent if args.data.endswith(".csv") else Path(args.data)
+
+    samples, report, split, parts = prepare_data(args, classes)
+    if not parts["train"] or not parts["validation"]:
+        print("error: the split left no training or validation images", file=sys.stderr)
+        return 2
+    index = {c: i for i, c in enumerate(classes)}
+    y = {k: np.array([index[s.label] for s in v], dtype=np.int32) for k, v in parts.items()}
+    x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir)) if v
+         else np.zeros((0, args.img_size, args.img_size, 3), np.uint8) for k, v in parts.items()}
+
+    try:
+        model = build_classifier(args.backbone, len(classes), args.img_size,
+                                 None if args.weights == "none" else args.weights)
+    except WeightsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    class_weight = T.class_weights(y["train"], len(classes))
+
+    t0 = time.time()
+    train_head(model, x, y, args, class_weight)
+    phase1_s, t0 = time.time() - t0, time.time()
+    phase2_epochs = fine_tune(model, x, y, args, class_weight) if args.epochs > 0 else 0
+    phase2_s = time.time() - t0
+
+    metrics, temperature = evaluate_model(model, x, y, parts, classes, args.batch_size)
     ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
     val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
-
-    def rel(path: Path) -> str:
-        try:
-            return str(Path(path).resolve().relative_to(data_root.resolve()))
-        except ValueError:
-            return str(path)
 
     card = ModelCard(
         name=args.name or output.stem,
@@ -243,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             "dropped": len(samples) - len(split.samples),
         },
         split={"method": "near-duplicate and patient groups kept whole, stratified by (label, source)",
-               "seed": args.seed, "test_files": [rel(s.path) for s in parts["test"]],
+               "seed": args.seed, "test_files": [relative_to(data_root, s.path) for s in parts["test"]],
                "test_labels": [s.label for s in parts["test"]],
                "test_sources": [s.source or "unknown" for s in parts["test"]],
                "test_grades": [s.grade for s in parts["test"]]},
@@ -253,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         training={
             "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
             "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
-            "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength, "total_seconds": round(time.time() - started),
+            "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength,
+            "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "keras": keras.__version__, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },

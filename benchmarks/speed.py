@@ -42,7 +42,8 @@ c = Classifier(sys.argv[1], warm_up=False)
 t1 = time.perf_counter()
 c.predict(prepare(load_image(sys.argv[2]), c.size)[None])
 t2 = time.perf_counter()
-print(json.dumps({"load": t1 - t0, "first": t2 - t0, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"load": t1 - t0, "first": t2 - t0, "rss_mb": rss_mb}))
 """
 
 COLD_NAIVE = """
@@ -55,7 +56,8 @@ m = keras.saving.load_model(sys.argv[1])
 t1 = time.perf_counter()
 m.predict(prepare(load_image(sys.argv[2]), m.input_shape[1])[None].astype("float32"), verbose=0)
 t2 = time.perf_counter()
-print(json.dumps({"load": t1 - t0, "first": t2 - t0, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"load": t1 - t0, "first": t2 - t0, "rss_mb": rss_mb}))
 """
 
 

@@ -8,7 +8,6 @@ Grad-CAM stays with the Keras model: it needs gradients.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -154,5 +153,6 @@ class ExportedClassifier:
         return None if self.ood is None else float(self.ood.distance(embedding)[0])
 
     def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        order = np.argsort(probabilities)[::-1]
-        return [(self.classes[i], float(probabilities[i])) for i in order]
+        from clarityx.inference import ranked
+
+        return ranked(self.classes, probabilities)

@@ -119,8 +119,13 @@ class Classifier:
         return None if self.ood is None else float(self.ood.distance(embedding)[0])
 
     def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        order = np.argsort(probabilities)[::-1]
-        return [(self.classes[i], float(probabilities[i])) for i in order]
+        return ranked(self.classes, probabilities)
+
+
+def ranked(classes: list[str], probabilities: np.ndarray) -> list[tuple[str, float]]:
+    """(class, probability) pairs, most probable first."""
+    order = np.argsort(probabilities)[::-1]
+    return [(classes[i], float(probabilities[i])) for i in order]
 
 
 def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:

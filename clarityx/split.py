@@ -105,7 +105,9 @@ def write_split(result: SplitResult, path: str | Path) -> None:
         w = csv.writer(f)
         w.writerow(["path", "label", "split", "group", "source", "grade"])
         for s in result.samples:
-            w.writerow([os.path.relpath(s.path.resolve(), path.parent.resolve()), s.label, s.split, s.group, s.source or "", "" if s.grade is None else s.grade])
+            relative = os.path.relpath(s.path.resolve(), path.parent.resolve())
+            grade = "" if s.grade is None else s.grade
+            w.writerow([relative, s.label, s.split, s.group, s.source or "", grade])
 
 
 def read_split(path: str | Path) -> SplitResult:

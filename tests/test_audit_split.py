@@ -1,5 +1,4 @@
 """Audit finds planted defects; the split honours it (no group straddles, copies train-only)."""
-import io
 from collections import defaultdict
 
 import cv2
@@ -19,7 +18,6 @@ def defective(tmp_path):
     root = tmp_path / "data"
     for cls in ("normal", "glaucoma"):
         (root / cls).mkdir(parents=True)
-    rng = np.random.default_rng(0)
     for i in range(40):
         cls = "normal" if i % 2 else "glaucoma"
         Image.fromarray(synthetic_fundus(300, seed=100 + i)).save(root / cls / f"{i}.jpg", quality=95)
@@ -29,9 +27,11 @@ def defective(tmp_path):
     # the same bytes under another class: a conflicting label
     (root / "normal" / "conflict.jpg").write_bytes((root / "glaucoma" / "2.jpg").read_bytes())
     # a pre-made augmented copy: flipped, smaller, Kaggle-style name
-    Image.fromarray(cv2.resize(synthetic_fundus(300, seed=104)[:, ::-1], (200, 200))).save(root / "glaucoma" / "_4_1234567.jpg", quality=95)
+    flipped = cv2.resize(synthetic_fundus(300, seed=104)[:, ::-1], (200, 200))
+    Image.fromarray(flipped).save(root / "glaucoma" / "_4_1234567.jpg", quality=95)
     # a flipped lower-resolution copy with an ordinary name
-    Image.fromarray(cv2.resize(np.rot90(synthetic_fundus(300, seed=106)), (180, 180))).save(root / "glaucoma" / "copy.jpg")
+    rotated = cv2.resize(np.rot90(synthetic_fundus(300, seed=106)), (180, 180))
+    Image.fromarray(rotated).save(root / "glaucoma" / "copy.jpg")
     (root / "normal" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     return root
 

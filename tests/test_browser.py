@@ -11,7 +11,8 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")]
+              pytest.mark.skipif(CHROMIUM is None,
+                                 reason="Debian's chromium is not installed (apt-get install chromium)")]
 
 
 def free_port() -> int:

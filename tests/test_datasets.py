@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clarityx.datasets import detect_layout, load_dataset, relabel_dr_grade0, Sample
+from clarityx.datasets import detect_layout, load_dataset, relabel_dr_grade0
 from tests.conftest import synthetic_fundus
 
 
@@ -68,7 +68,8 @@ def test_g1020_groups_by_patient_when_given(tmp_path):
 
 def test_manifest(tmp_path):
     img(tmp_path / "x" / "a.png")
-    (tmp_path / "m.csv").write_text("path,label,group,source,eyepacs_dr_grade\nx/a.png,diabetic_retinopathy,p1,eyepacs,0\n")
+    (tmp_path / "m.csv").write_text("path,label,group,source,eyepacs_dr_grade\n"
+                                    "x/a.png,diabetic_retinopathy,p1,eyepacs,0\n")
     (s,) = load_dataset(tmp_path / "m.csv")
     assert s.path == tmp_path / "x" / "a.png" and s.group == "p1" and s.grade == 0
     assert relabel_dr_grade0([s], "normal")[0].label == "normal"

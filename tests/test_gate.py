@@ -1,7 +1,6 @@
 """Each refusal reason on constructed cases; good fundus photos pass."""
 import cv2
 import numpy as np
-import pytest
 
 from clarityx.gate import check_image, measure
 from tests.conftest import synthetic_fundus
