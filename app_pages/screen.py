@@ -39,7 +39,11 @@ def analysed(data: bytes) -> Result | None:
             return None
         with st.spinner("Reading the photo…"):
             cache.clear()  # keep one photo per session in memory
-            cache[key] = analyse(classifier, data)
+            try:
+                cache[key] = analyse(classifier, data)
+            except Exception as exc:  # a person sees a message, never a traceback
+                cache[key] = Result("error", f"Something went wrong while reading this photo ({exc}). "
+                                             "Try another copy of it, saved as JPEG or PNG.")
     return cache[key]
 
 
