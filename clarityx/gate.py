@@ -30,9 +30,10 @@ class Rejection:
     message: str
 
 
-# Set from the shared training photos (1,000 originals, all four classes): each limit sits
-# just outside the range those photos span, so the image test only refuses clear cases;
-# the model-based test (check_embedding) refuses the subtler ones.
+# Set by hand from ~1,000 of the shared fundus photos (a sub-sample of all originals, every split
+# and class): each limit sits just outside the range those photos span, so the image test only
+# refuses clear cases; the model-based test (check_embedding, threshold fitted on validation
+# photos only) refuses the subtler ones.
 THRESHOLDS = {
     "min_fov_fraction": 0.25,     # share of the square crop inside the field of view (min seen 0.28)
     "min_red_share": 0.30,        # R / (R + G + B) inside the field of view (min seen 0.304)
