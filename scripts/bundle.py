@@ -31,7 +31,7 @@ def row(path: Path, kind: str) -> dict:
         "accuracy": test["accuracy"],
         "min_recall": min(m["recall"] for m in test["per_class"].values()),
         "ece": test["ece"],
-        "notes": f"{recipe}; {t.get('total_seconds')} s on 2 CPU cores",
+        "notes": f"{card.input_size} px, {recipe}; {t.get('total_seconds')} s on 2 CPU cores",
     }
 
 
