@@ -222,7 +222,7 @@ def main() -> None:
         ref = classifier.predict(pixels[:16])
         probs, _ = exported.predict(pixels[:16])
         diff = max(abs(a.probabilities - b).max() for a, b in
-                   zip(ref, [classifier._calibrate(p[None])[0] for p in probs]))
+                   zip(ref, classifier.calibrate(probs)))
         print(f"  {fmt_name:6s} {quant or 'float32':8s} {path.stat().st_size / 2**20:5.1f} MB  {fmt(s)}  "
               f"max |Δp| vs Keras on 16 photos {diff:.4f}")
         if fmt_name == "onnx":

@@ -52,7 +52,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     classifier = _load_classifier(args.model)
     if classifier is None:
         return 2
-    if args.heatmap_dir and not hasattr(classifier, "_explain"):
+    if args.heatmap_dir and not classifier.can_explain:
         print("clarityx: --heatmap-dir needs the Keras model (.keras); exported models cannot compute "
               "Grad-CAM", file=sys.stderr)
         return 2

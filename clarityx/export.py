@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.inference import default_model_path
-from clarityx.card import ModelCard, card_path
-from clarityx.ood import MahalanobisModel, ood_path
+from clarityx.card import card_path
+from clarityx.inference import CardedModel, Prediction, default_model_path
+from clarityx.ood import ood_path
 
 
 def inference_graph(model_path: Path):
@@ -121,38 +121,14 @@ class ExportedModel:
         return self._run_tflite(x)
 
 
-class ExportedClassifier:
+class ExportedClassifier(CardedModel):
     """An exported model behind the same interface as :class:`clarityx.inference.Classifier`
     (predictions and the gate; no Grad-CAM, which needs gradients)."""
 
     def __init__(self, path: str | Path) -> None:
-        from clarityx.errors import ModelNotInstalled
-        from clarityx.inference import missing_model_message
-
-        self.path = Path(path)
-        if not self.path.is_file() or not card_path(self.path).is_file():
-            raise ModelNotInstalled(missing_model_message(self.path))
-        self.card = ModelCard.load(card_path(self.path))
-        self.classes = list(self.card.classes)
-        self.size = int(self.card.input_size)
-        self.ood = MahalanobisModel.load(ood_path(self.path)) if ood_path(self.path).is_file() else None
+        super().__init__(path)
         self._model = ExportedModel(self.path)
 
-    def predict(self, pixels: np.ndarray):
-        from clarityx.inference import Prediction
-        from clarityx.metrics import apply_temperature
-
+    def predict(self, pixels: np.ndarray) -> list[Prediction]:
         probs, emb = self._model.predict(pixels)
-        probs = apply_temperature(probs, self.card.temperature)
-        return [Prediction(p, e, None) for p, e in zip(probs, emb)]
-
-    def explain(self, pixels: np.ndarray):
-        raise NotImplementedError("Grad-CAM needs the Keras model (.keras), not an exported one")
-
-    def ood_distance(self, embedding: np.ndarray) -> float | None:
-        return None if self.ood is None else float(self.ood.distance(embedding)[0])
-
-    def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        from clarityx.inference import ranked
-
-        return ranked(self.classes, probabilities)
+        return [Prediction(p, e, None) for p, e in zip(self.calibrate(probs), emb)]

@@ -41,27 +41,52 @@ class Prediction:
     cams: np.ndarray | None    # (C, h, w) in [0, 1], or None when not asked for
 
 
-class Classifier:
-    """A trained ClarityX model with its card, ready for repeated calls (thread-safe for reads)."""
+class CardedModel:
+    """What every model file comes with: its card (classes, input size, temperature) and the
+    gate's statistics. Subclasses add ``predict`` (and ``explain`` where they can)."""
 
-    def __init__(self, path: str | Path | None = None, warm_up: bool = True) -> None:
+    can_explain = False
+
+    def __init__(self, path: str | Path | None) -> None:
         path = Path(path) if path else default_model_path()
         if not path.is_file() or not card_path(path).is_file():
             raise ModelNotInstalled(missing_model_message(path))
-        import keras
-        import tensorflow as tf
-
         self.path = path
         self.card = ModelCard.load(card_path(path))
         self.classes = list(self.card.classes)
         self.size = int(self.card.input_size)
-        model = keras.saving.load_model(path, compile=False)
+        self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
+
+    def calibrate(self, probs: np.ndarray) -> np.ndarray:
+        """Apply the card's temperature to raw model probabilities."""
+        from clarityx.metrics import apply_temperature
+        return apply_temperature(probs, self.card.temperature)
+
+    def ood_distance(self, embedding: np.ndarray) -> float | None:
+        return None if self.ood is None else float(self.ood.distance(embedding)[0])
+
+    def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
+        """(class, probability) pairs, most probable first."""
+        order = np.argsort(probabilities)[::-1]
+        return [(self.classes[i], float(probabilities[i])) for i in order]
+
+
+class Classifier(CardedModel):
+    """A trained ClarityX model with its card, ready for repeated calls (thread-safe for reads)."""
+
+    can_explain = True
+
+    def __init__(self, path: str | Path | None = None, warm_up: bool = True) -> None:
+        super().__init__(path)
+        import keras
+        import tensorflow as tf
+
+        model = keras.saving.load_model(self.path, compile=False)
         backbone = model.get_layer("backbone")
         head = model.get_layer("head")
         embed = keras.Model(head.input, head.get_layer("embedding").output)
         kernel, bias = head.get_layer("probabilities").weights
         n_classes = len(self.classes)
-        self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
         self._tf = tf
 
         def forward(x):
@@ -95,10 +120,6 @@ class Classifier:
         if warm_up:  # trace now, not on the first person's photo (batch predict traces on first use)
             self.explain(np.zeros((self.size, self.size, 3), np.uint8))
 
-    def _calibrate(self, probs: np.ndarray) -> np.ndarray:
-        from clarityx.metrics import apply_temperature
-        return apply_temperature(probs, self.card.temperature)
-
     def _check(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.ndim != 4 or pixels.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"expected (N, {self.size}, {self.size}, 3) prepared pixels, got {pixels.shape}")
@@ -107,25 +128,13 @@ class Classifier:
     def predict(self, pixels: np.ndarray) -> list[Prediction]:
         """Batch of prepared images (see :func:`clarityx.preprocess.prepare`) → predictions."""
         probs, emb = self._predict(self._check(pixels))
-        probs = self._calibrate(probs.numpy())
+        probs = self.calibrate(probs.numpy())
         return [Prediction(p, e, None) for p, e in zip(probs, emb.numpy())]
 
     def explain(self, pixels: np.ndarray) -> Prediction:
         """One prepared image → prediction with a Grad-CAM map for every class."""
         probs, emb, cams = self._explain(self._check(pixels[None]))
-        return Prediction(self._calibrate(probs.numpy())[0], emb.numpy()[0], cams.numpy()[0])
-
-    def ood_distance(self, embedding: np.ndarray) -> float | None:
-        return None if self.ood is None else float(self.ood.distance(embedding)[0])
-
-    def ranked(self, probabilities: np.ndarray) -> list[tuple[str, float]]:
-        return ranked(self.classes, probabilities)
-
-
-def ranked(classes: list[str], probabilities: np.ndarray) -> list[tuple[str, float]]:
-    """(class, probability) pairs, most probable first."""
-    order = np.argsort(probabilities)[::-1]
-    return [(classes[i], float(probabilities[i])) for i in order]
+        return Prediction(self.calibrate(probs.numpy())[0], emb.numpy()[0], cams.numpy()[0])
 
 
 def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:

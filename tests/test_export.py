@@ -55,7 +55,7 @@ def test_export_parity(subject, tmp_path, fmt, quant):
     assert path.is_file() and path.with_name(path.stem + ".card.json").is_file()
     probs, emb = ExportedModel(path).predict(pixels)
     expected = classifier.predict(pixels)
-    calibrated = classifier._calibrate(probs)
+    calibrated = classifier.calibrate(probs)
     reference = np.stack([e.probabilities for e in expected])
     assert emb.shape == (len(pixels), 512)
     assert (calibrated.argmax(1) == reference.argmax(1)).mean() >= (1.0 if quant is None else 0.9)
