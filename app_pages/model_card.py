@@ -1,8 +1,9 @@
 """The model card: what the model is, what it was trained on, how well it did on held-out data."""
-import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.shared import DISCLAIMER, get_classifier
+from clarityx.card_markdown import gate_lines
+from clarityx.evaluate import confusion_figure
 
 classifier = get_classifier()
 st.title("The model")
@@ -25,22 +26,17 @@ if classifier is not None:
         st.dataframe([{"class": c, "precision": round(m["precision"], 3), "recall": round(m["recall"], 3),
                        "F1": round(m["f1"], 3), "photos": m["support"]} for c, m in test["per_class"].items()],
                      hide_index=True)
-        fig = go.Figure(go.Heatmap(z=test["confusion_matrix"], x=card.classes, y=card.classes,
-                                   colorscale="Blues", text=test["confusion_matrix"], texttemplate="%{text}"))
-        fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=420)
+        fig = confusion_figure(test, card.classes)
+        fig.update_layout(height=420)
         st.plotly_chart(fig, width="stretch")
     by_source = card.metrics.get("test_by_source")
     if by_source:
         st.caption("Accuracy by image source (camera/collection): " + "; ".join(
             f"{src} {m['accuracy']:.0%} of {m['n']}" for src, m in by_source.items()))
-    measured = card.gate.get("measured")
-    if measured:
+    gate = gate_lines(card.gate)
+    if gate:
         st.subheader("The gate (photos it refuses)")
-        st.markdown(f"- Held-out fundus photos wrongly refused: **{measured['test_fundus_wrongly_refused']}**\n"
-                    f"- Natural photos accepted: **{measured['natural_photos_accepted']}**; synthetic "
-                    f"non-fundus images accepted: **{measured['synthetic_negatives_accepted']}**\n"
-                    "- Degraded fundus photos caught: " + ", ".join(
-                        f"{k} {v}" for k, v in measured["degraded_caught"].items()))
+        st.markdown("\n".join(gate))
     if card.comparison:
         st.subheader("Initialisations compared")
         st.dataframe(card.comparison, hide_index=True)

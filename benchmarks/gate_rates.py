@@ -77,8 +77,8 @@ def main() -> None:
 
     classifier = Classifier(args.model)
     split_csv = classifier.path.with_name(classifier.path.stem + ".split.csv")
-    val = [s for s in read_split(split_csv).samples if s.split == "validation"]
-    test = [s for s in read_split(split_csv).samples if s.split == "test"]
+    split = read_split(split_csv)
+    val, test = split.of("validation"), split.of("test")
     val_images = [load_image(s.path) for s in val]
     test_images = [load_image(s.path) for s in test]
 

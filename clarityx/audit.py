@@ -11,6 +11,7 @@ seconds on 2 cores.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import time
@@ -33,19 +34,24 @@ NEAR_DUPLICATE_COSINE = 0.995
 AUGMENTED_NAME = re.compile(r"^_\d+_\d+\.")
 
 
-def _decode_small(path: Path) -> np.ndarray:
-    """Decode at reduced size when the format allows (JPEG draft mode): 5-10× faster."""
-    with Image.open(path) as im:
+@dataclass
+class FileFacts:
+    thumbnail: np.ndarray  # RGB THUMB×THUMB of the field of view, float32
+    digest: str            # SHA-1 of the bytes: exact duplicates
+    pixels: int            # full-resolution width × height
+
+
+def read_file(path: Path) -> FileFacts:
+    """Everything the audit needs from one file, read once. Decodes at reduced size when the
+    format allows (JPEG draft mode: 5-10× faster)."""
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        pixels = im.width * im.height
         im.draft("RGB", (4 * THUMB, 4 * THUMB))
-        data = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    if min(data.shape[:2]) < 4 * THUMB:  # small files: go through the full, validating path
-        data = load_image(path, min_side=1)
-    return data
-
-
-def thumbnail(path: Path) -> np.ndarray:
-    """RGB ``THUMB``×``THUMB`` thumbnail of the field of view, float32."""
-    return prepare(_decode_small(path), THUMB).astype(np.float32)
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if min(rgb.shape[:2]) < 4 * THUMB:  # small files: go through the full, validating path
+        rgb = load_image(data, min_side=1)
+    return FileFacts(prepare(rgb, THUMB).astype(np.float32), hashlib.sha1(data).hexdigest(), pixels)
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -144,15 +150,6 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def _pixels(path: Path) -> int:
-    with Image.open(path) as im:  # reads the header only
-        return im.width * im.height
-
-
 def _is_augmented(sample: Sample, index: int, matches: dict[int, list[tuple[int, int]]],
                   sizes: list[int]) -> bool:
     """Named like a pre-made augmentation, or a lower-resolution copy of another file
@@ -170,9 +167,9 @@ def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditRepor
     start = time.perf_counter()
     n = len(samples)
 
-    def load(s: Sample):
+    def load(s: Sample) -> tuple[FileFacts | None, str | None]:
         try:
-            return thumbnail(s.path), None
+            return read_file(s.path), None
         except (ImageRejected, OSError, ValueError) as exc:
             return None, str(exc)
 
@@ -180,13 +177,13 @@ def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditRepor
         loaded = list(pool.map(load, samples))
     unreadable = [{"path": str(s.path), "reason": err} for s, (_, err) in zip(samples, loaded) if err]
     ok = [i for i, (t, _) in enumerate(loaded) if t is not None]
-    thumbs = np.stack([loaded[i][0] for i in ok]) if ok else np.zeros((0, THUMB, THUMB, 3), np.float32)
+    thumbs = np.stack([loaded[i][0].thumbnail for i in ok]) if ok else np.zeros((0, THUMB, THUMB, 3), np.float32)
     pairs_local = near_duplicate_pairs(thumbs) if len(ok) > 1 else []
     pairs = [(ok[i], ok[j], s, t) for i, j, s, t in pairs_local]
 
     digests: dict[str, list[int]] = defaultdict(list)
     for i in ok:
-        digests[_file_digest(samples[i].path)].append(i)
+        digests[loaded[i][0].digest].append(i)
     exact = [g for g in digests.values() if len(g) > 1]
     joined = [(a, b) for a, b, _, _ in pairs] + [(g[0], x) for g in exact for x in g[1:]]
     group_of = connected_groups(n, joined)
@@ -204,7 +201,7 @@ def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditRepor
     for a, b, _, t in pairs:
         matches[a].append((b, t))
         matches[b].append((a, t))
-    sizes = [_pixels(s.path) if loaded[i][0] is not None else 0 for i, s in enumerate(samples)]
+    sizes = [facts.pixels if facts is not None else 0 for facts, _ in loaded]
     augmented = [str(s.path) for i, s in enumerate(samples)
                  if loaded[i][0] is not None and _is_augmented(s, i, matches, sizes)]
 

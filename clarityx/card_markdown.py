@@ -6,6 +6,23 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def gate_lines(gate: dict) -> list[str]:
+    """The gate's measured rates as Markdown bullets (empty when not measured)."""
+    measured = gate.get("measured")
+    if not measured:
+        return []
+    return [f"- Out-of-distribution threshold {measured['ood_threshold']:.2f} (Mahalanobis distance of "
+            f"the embedding), the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th "
+            "percentile.",
+            f"- Held-out test fundus photos wrongly refused: {measured['test_fundus_wrongly_refused']} "
+            f"{measured['test_refusal_reasons']}",
+            f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
+            f"images accepted: {measured['synthetic_negatives_accepted']}",
+            "- Degraded test photos caught: " + ", ".join(
+                f"{k} {v}" for k, v in measured["degraded_caught"].items()),
+            f"- Measured by `{gate.get('command', 'benchmarks/gate_rates.py')}`"]
+
+
 def render(card) -> str:
     lines = [f"# Model card: {card.name}", "",
              f"**Intended use.** {card.intended_use}", "",
@@ -44,19 +61,9 @@ def render(card) -> str:
                   f"{r['macro_f1']:.3f} | {_pct(r['accuracy'])} | {_pct(r.get('min_recall'))} | "
                   f"{r.get('notes', '')} |" for r in card.comparison]
         lines.append("")
-    measured = card.gate.get("measured")
-    if measured:
-        lines += ["## Gate (refusing photos that cannot be graded)", "",
-                  f"- Out-of-distribution threshold {measured['ood_threshold']:.2f} (Mahalanobis distance of "
-                  f"the embedding), the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th "
-                  "percentile.",
-                  f"- Held-out test fundus photos wrongly refused: {measured['test_fundus_wrongly_refused']} "
-                  f"{measured['test_refusal_reasons']}",
-                  f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
-                  f"images accepted: {measured['synthetic_negatives_accepted']}",
-                  "- Degraded test photos caught: " + ", ".join(
-                      f"{k} {v}" for k, v in measured["degraded_caught"].items()),
-                  f"- Measured by `{card.gate.get('command', 'benchmarks/gate_rates.py')}`", ""]
+    gate = gate_lines(card.gate)
+    if gate:
+        lines += ["## Gate (refusing photos that cannot be graded)", "", *gate, ""]
     lines += ["## Data", ""]
     for k, v in card.data.items():
         if isinstance(v, list):
