@@ -3,7 +3,7 @@ import pytest
 
 from clarityx.errors import ModelNotInstalled
 from clarityx.inference import Classifier, overlay
-from tests.conftest import TINY_SIZE, planted_dataset
+from tests.conftest import SPOT_COLOURS, TINY_SIZE, planted_dataset
 
 
 def test_missing_model_says_so(tmp_path):
@@ -27,9 +27,10 @@ def test_model_learned_the_planted_signal(classifier):
     assert (pred == y).mean() >= 0.9
 
 
-def spot_centre(img: np.ndarray) -> tuple[float, float]:
-    """Where the planted (blue-ish) spot really is in the prepared image, as fractions."""
-    ys, xs = np.nonzero((img[..., 2] > 180) & (img[..., 0] < 120))
+def spot_centre(img: np.ndarray, k: int) -> tuple[float, float]:
+    """Where the planted spot of class ``k`` really is in the prepared image, as fractions."""
+    distance = np.abs(img.astype(int) - np.array(SPOT_COLOURS[k])).sum(axis=2)
+    ys, xs = np.nonzero(distance < 60)
     return xs.mean() / img.shape[1], ys.mean() / img.shape[0]
 
 
@@ -42,7 +43,7 @@ def test_gradcam_peaks_where_the_signal_is(classifier):
         assert result.cams.shape[0] == 4 and 0.0 <= cam.min() and cam.max() <= 1.0 + 1e-6
         peak_y, peak_x = np.unravel_index(cam.argmax(), cam.shape)
         h, w = cam.shape
-        sx, sy = spot_centre(img)
+        sx, sy = spot_centre(img, k)
         hits += int(np.hypot((peak_x + 0.5) / w - sx, (peak_y + 0.5) / h - sy) < 0.25)
     assert hits >= 13, f"Grad-CAM peaked near the planted spot in only {hits}/16 images"
 
