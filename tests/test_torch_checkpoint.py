@@ -95,3 +95,51 @@ def test_legacy_format(fake_torch, tmp_path):
         pickle.dump(["0"], f, protocol=2)
         f.write(struct.pack("<q", flat.size) + flat.tobytes())
     check(load_state_dict(path))
+
+
+class Explode:
+    """Runs code if unpickled with plain pickle: the attack a crafted checkpoint would use."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def legacy_file(path, data: bytes, flat: np.ndarray, header=(0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}),
+                keys=("0",)) -> None:
+    with open(path, "wb") as f:
+        for obj in header:
+            pickle.dump(obj, f, protocol=2)
+        f.write(data)
+        pickle.dump(list(keys) if not isinstance(keys, Explode) else keys, f, protocol=2)
+        f.write(struct.pack("<q", flat.size) + flat.tobytes())
+
+
+@pytest.mark.parametrize("where", ["magic", "protocol", "sysinfo", "storage_keys"])
+def test_every_legacy_pickle_refuses_code(fake_torch, tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    data, flat = state(fake_torch)
+    header = [0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}]
+    keys = ("0",)
+    if where == "storage_keys":
+        keys = Explode()
+    else:
+        header[["magic", "protocol", "sysinfo"].index(where)] = Explode()
+    legacy_file(tmp_path / "evil.pth", data, flat, tuple(header), keys)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_state_dict(tmp_path / "evil.pth")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_tensor_views_are_bounds_checked(fake_torch, tmp_path):
+    storage_type, rebuild = fake_torch
+    ref = StorageRef("0", np.arange(12, dtype=np.float32))
+    for offset, shape, strides in [(0, (4, 4), (4, 1)), (10, (3,), (1,)), (0, (2,), (-1,))]:
+        tensors = collections.OrderedDict(x=Tensor(rebuild, ref, offset, shape, strides))
+        buf = io.BytesIO()
+        p = pickle.Pickler(buf, protocol=2)
+        p.persistent_id = lambda o: ("storage", storage_type, o.key, "cpu", o.array.size) \
+            if isinstance(o, StorageRef) else None
+        p.dump(tensors)
+        legacy_file(tmp_path / "oob.pth", buf.getvalue(), ref.array)
+        with pytest.raises(ValueError, match="storage"):
+            load_state_dict(tmp_path / "oob.pth")
