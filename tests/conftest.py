@@ -58,6 +58,21 @@ def planted_dataset(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return np.stack(x), np.array(y)
 
 
+def planted_training_set(n: int = 240, blank: int = 60, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Planted photos with one-hot targets, plus photos without a spot whose target is uniform.
+
+    Without the blank photos a model may learn one class as "none of the other colours", and
+    Grad-CAM (positive evidence only) is then empty for that class.
+    """
+    from clarityx.preprocess import prepare
+
+    x, y = planted_dataset(n, TINY_SIZE, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    blanks = np.stack([prepare(synthetic_fundus(160, seed=int(rng.integers(1e9))), TINY_SIZE) for _ in range(blank)])
+    targets = np.concatenate([np.eye(4)[y], np.full((blank, 4), 0.25)])
+    return np.concatenate([x, blanks]), targets.astype("float32")
+
+
 def build_tiny_model(size: int = TINY_SIZE):
     import keras
     from keras import layers
@@ -85,15 +100,15 @@ def tiny_model(tmp_path_factory) -> Path:
     from clarityx.training import embeddings
 
     keras.utils.set_random_seed(0)
-    x, y = planted_dataset(240, TINY_SIZE, seed=1)
+    x, targets = planted_training_set()
     model = build_tiny_model()
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x.astype("float32"), y, epochs=40, batch_size=32, verbose=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy")
+    model.fit(x.astype("float32"), targets, epochs=40, batch_size=32, verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     card = ModelCard(name="tiny-test-model", classes=CLASSES, input_size=TINY_SIZE, backbone="tiny-cnn",
                      architecture="test CNN → seed head", initialisation="random", temperature=1.0)
-    emb = embeddings(model, x, 32)
-    ood = MahalanobisModel.fit(emb, y)
+    planted = targets.max(1) == 1.0  # the gate's statistics: photos of a class, not the blanks
+    ood = MahalanobisModel.fit(embeddings(model, x[planted], 32), targets[planted].argmax(1))
     save_model(model, card, path)
     ood.save(ood_path(path))
     return path
