@@ -21,6 +21,9 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 60_000_000  # well above any fundus camera (a 24 MP DSLR is 24e6)
 MIN_SIDE = 128
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+# The only decoders a file may reach (Pillow's JPEG one also opens phones' multi-picture JPEGs).
+# A renamed file of any other format Pillow knows is refused rather than handed to a rarely used plugin.
+FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
 
 Source = str | Path | bytes | BinaryIO
 
@@ -48,15 +51,16 @@ def _read_bytes(source: Source, max_bytes: int) -> bytes:
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale 16-bit, 32-bit or float pixels to 0..255."""
+    """Scale pixels to 0..255 by their *type*, never by their values (as scikit-image's
+    ``img_as_ubyte``): a dim 16-bit photo stays dim. Integers wider than 8 bits are 16-bit
+    samples (Pillow reads 16-bit PNG and TIFF as 16- or 32-bit integers); floats are 0..1."""
     if arr.dtype == np.uint8:
         return arr
-    arr = arr.astype(np.float64)
-    if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0 and arr.min(initial=0) >= 0:
-        top = 1.0
+    if np.issubdtype(arr.dtype, np.floating):
+        scaled = np.nan_to_num(arr.astype(np.float64)) * 255.0
     else:
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-    return np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        scaled = arr.astype(np.float64) / 65535.0 * 255.0
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -71,6 +75,19 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open (not yet decode) image bytes with the allowed decoders only, refusing images over
+    ``max_pixels`` before any pixel is decoded. Raises NotAnImage or ImageTooLarge."""
+    try:
+        im = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError as exc:
+        raise NotAnImage("This file is not an image ClarityX can read (use JPEG, PNG, TIFF, BMP or WebP).") from exc
+    if im.width * im.height > max_pixels:
+        raise ImageTooLarge(f"The image is {im.width}×{im.height} pixels; the limit is "
+                            f"{max_pixels / 1e6:.0f} megapixels. Resize it and try again.")
+    return im
+
+
 def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
                max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
     """Decode ``source`` (path, bytes or binary file) to an ``(H, W, 3)`` uint8 RGB array.
@@ -82,19 +99,13 @@ def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            if im.width * im.height > max_pixels:
-                raise ImageTooLarge(
-                    f"The image is {im.width}×{im.height} pixels; the limit is "
-                    f"{max_pixels / 1e6:.0f} megapixels. Resize it and try again.")
+            im = open_image(data, max_pixels)
             im.load()
             im = ImageOps.exif_transpose(im)
     except ImageTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge("The image is too large to open safely. Resize it and try again.") from exc
-    except UnidentifiedImageError as exc:
-        raise NotAnImage("This file is not an image ClarityX can read (use JPEG, PNG, TIFF, BMP or WebP).") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImage(f"The image file is damaged or incomplete ({exc}). Try exporting it again.") from exc
     try:

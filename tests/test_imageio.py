@@ -96,3 +96,27 @@ def test_paths_and_find_images(tmp_path):
         load_image(tmp_path / "missing.png")
     found = find_images([tmp_path, tmp_path / "a" / "notes.txt"])
     assert [p.name for p in found] == ["x.png", "notes.txt"]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PCX", "TGA", "ICO"])
+def test_other_pillow_formats_are_refused_even_renamed(fmt, tmp_path):
+    path = tmp_path / "photo.jpg"  # a renamed file must not reach another Pillow plugin
+    path.write_bytes(encode(synthetic_fundus(200, seed=2), fmt))
+    with pytest.raises(NotAnImage):
+        load_image(path)
+
+
+def test_16_bit_pixels_are_scaled_by_their_type_not_their_values():
+    dim = np.full((200, 200), 100, np.uint16)  # a very dark 16-bit photo: every value under 256
+    dim[50:150, 50:150] = 200
+    out = load_image(encode(Image.fromarray(dim), "PNG"))
+    assert out.max() == round(200 / 65535 * 255) == 1 and out.min() == 0  # stays dark, not stretched
+
+
+def test_audit_refuses_other_formats_too(tmp_path):
+    from clarityx.audit import read_file
+
+    path = tmp_path / "x.png"
+    path.write_bytes(encode(synthetic_fundus(200, seed=2), "GIF"))
+    with pytest.raises(NotAnImage):
+        read_file(path)
