@@ -2,34 +2,41 @@
 pre-made augmented copies. Runs before every training and on its own
 (``clarityx audit DIR``).
 
-Near-duplicates are found by cosine similarity of small thumbnails taken after
-the same field-of-view crop the model uses (so a re-cropped or re-encoded copy
-still matches), compared under the 8 flips/rotations so that flipped or rotated
-copies are found too. Comparing 10k thumbnails is a 10k × 10k matrix product:
-seconds on 2 cores.
+Near-duplicates are found on 64 px thumbnails taken after the same field-of-view
+crop the model uses (so a re-cropped or re-encoded copy still matches), compared
+under the 8 flips/rotations so that flipped or rotated copies are found too. Two
+cosines must both agree: the mean-centred colour thumbnail (overall look) and a
+high-pass grey thumbnail (the vessel tree, which differs between any two eyes).
+The colour cosine alone chained different eyes of different patients that merely
+share a camera. Validated by ``scripts/validate_duplicates.py`` on known true
+duplicates (the same ODIR-5K photo in two datasets, flipped and rotated copies)
+and on known distinct eyes (different patients); its figures are in the README.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import time
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from clarityx.datasets import Sample
-from clarityx.errors import ImageRejected
-from clarityx.imageio import load_image
+from clarityx.errors import ImageRejected, ImageTooLarge
+from clarityx.imageio import MAX_FILE_BYTES, load_image, open_image
 from clarityx.preprocess import prepare
 
-THUMB = 32
-NEAR_DUPLICATE_COSINE = 0.995
+THUMB = 64
+NEAR_DUPLICATE_COSINE = 0.98   # mean-centred colour thumbnail
+VESSEL_COSINE = 0.75           # high-pass grey thumbnail (Gaussian sigma 3 px removed)
+HIGHPASS_SIGMA = 3.0
 # Kaggle-style pre-made augmentation names: "_12_3456789.jpg".
 AUGMENTED_NAME = re.compile(r"^_\d+_\d+\.")
 
@@ -45,11 +52,17 @@ def read_file(path: Path) -> FileFacts:
     """Everything the audit needs from one file, read once. Decodes at reduced size when the
     format allows (JPEG draft mode: 5-10× faster)."""
     data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as im:
-        pixels = im.width * im.height
-        im.draft("RGB", (4 * THUMB, 4 * THUMB))
-        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    if min(rgb.shape[:2]) < 4 * THUMB:  # small files: go through the full, validating path
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageTooLarge(f"{path.name}: over the {MAX_FILE_BYTES / 2**20:.0f} MB limit")
+    try:
+        with warnings.catch_warnings(), open_image(data) as im:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            pixels = im.width * im.height
+            im.draft("RGB", (2 * THUMB, 2 * THUMB))
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{path.name}: too large to open safely") from exc
+    if min(rgb.shape[:2]) < 2 * THUMB:  # small files: go through the full, validating path
         rgb = load_image(data, min_side=1)
     return FileFacts(prepare(rgb, THUMB).astype(np.float32), hashlib.sha1(data).hexdigest(), pixels)
 
@@ -57,6 +70,18 @@ def read_file(path: Path) -> FileFacts:
 def _normalise(v: np.ndarray) -> np.ndarray:
     v = v - v.mean(axis=1, keepdims=True)
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-6)
+
+
+def vessel_thumbnails(thumbs: np.ndarray, sigma: float = HIGHPASS_SIGMA) -> np.ndarray:
+    """High-pass grey thumbnails ``(N, T, T, 1)``: fine structure (vessels), rim masked out."""
+    n, t = thumbs.shape[:2]
+    yy, xx = np.mgrid[:t, :t]
+    inside = np.hypot(yy - t / 2 + 0.5, xx - t / 2 + 0.5) <= 0.42 * t
+    out = np.empty((n, t, t, 1), np.float32)
+    for i, thumb in enumerate(thumbs):
+        grey = thumb.mean(axis=2).astype(np.float32)
+        out[i, ..., 0] = (grey - cv2.GaussianBlur(grey, (0, 0), sigma)) * inside
+    return out
 
 
 def dihedral(thumbs: np.ndarray) -> list[np.ndarray]:
@@ -69,21 +94,30 @@ def dihedral(thumbs: np.ndarray) -> list[np.ndarray]:
 
 
 def near_duplicate_pairs(thumbs: np.ndarray, threshold: float = NEAR_DUPLICATE_COSINE,
-                         chunk: int = 2048) -> list[tuple[int, int, float, int]]:
-    """Pairs ``(i, j, cosine, transform)`` with i < j whose thumbnails match.
+                         vessel_threshold: float = VESSEL_COSINE,
+                         chunk: int = 1024) -> list[tuple[int, int, float, int]]:
+    """Pairs ``(i, j, cosine, transform)`` with i < j whose thumbnails match: colour cosine above
+    ``threshold`` and vessel (high-pass) cosine above ``vessel_threshold`` under one transform.
 
     ``transform`` is the index (0 = identity) of the flip/rotation of j that matched i best.
     """
     n = len(thumbs)
-    base = _normalise(thumbs.reshape(n, -1))
-    variants = [_normalise(v.reshape(n, -1)) for v in dihedral(thumbs)]
+    small = np.stack([cv2.resize(t, (32, 32), interpolation=cv2.INTER_AREA) for t in thumbs])
+    vessels = vessel_thumbnails(thumbs)
+    base_c = _normalise(small.reshape(n, -1))
+    base_v = _normalise(vessels.reshape(n, -1))
     best: dict[tuple[int, int], tuple[float, int]] = {}
-    for t, var in enumerate(variants):
+    for t, (var_c, var_v) in enumerate(zip(dihedral(small), dihedral(vessels))):
+        var_c = _normalise(np.ascontiguousarray(var_c).reshape(n, -1))
+        var_v = _normalise(np.ascontiguousarray(var_v).reshape(n, -1))
         for start in range(0, n, chunk):
-            sims = base[start:start + chunk] @ var.T
-            rows, cols = np.nonzero(sims > threshold)
+            sims = base_v[start:start + chunk] @ var_v.T
+            rows, cols = np.nonzero(sims > vessel_threshold)
             for r, c in zip(rows + start, cols):
                 if r == c:
+                    continue
+                colour = float(base_c[r] @ var_c[c])
+                if colour <= threshold:
                     continue
                 key = (min(r, c), max(r, c))
                 s = float(sims[r - start, c])
@@ -120,6 +154,9 @@ class AuditReport:
     near_duplicate_pairs: int = 0
     conflicting_groups: list[dict] = field(default_factory=list)
     augmented_copies: list[str] = field(default_factory=list)
+    patients: int = 0                       # distinct patient ids the dataset names
+    patients_with_several_photos: int = 0   # kept whole by the split (never straddle)
+    patients_straddling_given_splits: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # Per sample (same order as the samples audited): its duplicate group id.
     group_of: list[int] = field(default_factory=list, repr=False)
@@ -139,11 +176,14 @@ class AuditReport:
         for g in self.exact_duplicate_groups[:10]:
             lines.append("  " + " = ".join(g))
         lines.append(f"Near-duplicate groups: {len(self.near_duplicate_groups)} "
-                     f"({self.near_duplicate_pairs} pairs, cosine > {NEAR_DUPLICATE_COSINE} on "
-                     f"{THUMB} px thumbnails, flips/rotations included)")
+                     f"({self.near_duplicate_pairs} pairs: colour cosine > {NEAR_DUPLICATE_COSINE} and "
+                     f"vessel cosine > {VESSEL_COSINE} on {THUMB} px thumbnails, flips/rotations included)")
         lines.append(f"Groups carrying different labels: {len(self.conflicting_groups)}")
         for g in self.conflicting_groups[:30]:
             lines.append(f"  {g['labels']}: " + ", ".join(g['files'][:4]) + (" ..." if len(g['files']) > 4 else ""))
+        lines.append(f"Patients: {self.patients} ({self.patients_with_several_photos} with several photos, "
+                     "kept in one split); patients straddling the dataset's own splits: "
+                     f"{len(self.patients_straddling_given_splits)}")
         lines.append(f"Suspected pre-made augmented copies: {len(self.augmented_copies)}")
         for a in self.augmented_copies[:5]:
             lines.append(f"  {a}")
@@ -205,8 +245,17 @@ def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditRepor
     augmented = [str(s.path) for i, s in enumerate(samples)
                  if loaded[i][0] is not None and _is_augmented(s, i, matches, sizes)]
 
+    photos_of: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        if s.group:
+            photos_of[s.group].append(s)
+    straddling = sorted(p for p, ss in photos_of.items() if len({s.split for s in ss} - {None}) > 1)
+
     return AuditReport(
         root=root, files=n,
+        patients=len(photos_of),
+        patients_with_several_photos=sum(len(ss) > 1 for ss in photos_of.values()),
+        patients_straddling_given_splits=straddling,
         class_counts=dict(Counter(s.label for s in samples)),
         unreadable=unreadable,
         exact_duplicate_groups=[[str(samples[i].path) for i in g] for g in exact],

@@ -7,18 +7,56 @@ Every reader returns a list of :class:`Sample`. Layouts:
   or the Kaggle copy "mariaherrerot/aptos2019" (``train_1.csv``/``valid.csv``/``test.csv``,
   keeping its given splits). Grade 0 is ``normal``, grades 1-4 ``diabetic_retinopathy``.
 - ``glaucoma``: the "glaucoma-datasets" download: ``G1020/G1020.csv`` (+ ``ORIGA/OrigaList.csv``).
-- ``manifest``: a CSV ``path,label[,group][,source][,grade][,split]``, paths relative to the CSV.
+- ``odir``: ODIR-5K as the Kaggle download ships it (``full_df.csv`` + ``preprocessed_images/``).
+  Each photo is labelled by **its own eye's** diagnostic keywords through :data:`ODIR_KEYWORDS`,
+  never by the patient-level N/D/G/C/A/H/M/O flags.
+- ``manifest``: a CSV ``path,label[,group|patient][,source][,grade][,split]``, paths relative to the CSV.
+
+Patients: every reader sets ``Sample.group`` to a patient id where the layout knows one
+(``odir:ID``, the manifest's ``patient`` column, or a ``NNN_left``/``NNN_right`` file name in a folder
+dataset), so that both eyes of one person always land in the same split.
 """
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from clarityx.imageio import is_image_path
 
-CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma")
-LAYOUTS = ("folders", "aptos", "glaucoma", "manifest")
+CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma",
+           "age_related_macular_degeneration", "pathological_myopia")
+LAYOUTS = ("folders", "aptos", "glaucoma", "odir", "manifest")
+# Labels that are not model classes but are kept through the split, for honest reporting:
+OTHER_FINDINGS = "other_findings"   # an abnormal eye with none of the model's conditions
+MULTIPLE = "multiple_conditions"    # an eye with two or more of the model's conditions
+REPORTED_APART = (OTHER_FINDINGS, MULTIPLE)
+# Default --group-pattern: "123_left.jpg" and "123_right.jpg" are one patient.
+EYE_PAIR_PATTERN = r"^(\d+)_(?:left|right)\b"
+
+# ODIR-5K per-eye keywords -> (condition, DR grade). Condition None: a finding that describes the
+# photo, not the eye (ignored). "other": an abnormality the model has no class for. Suspected
+# findings are "other": a suspicion is not a label to train on, and the eye is not normal.
+ODIR_KEYWORDS: dict[str, tuple[str | None, int | None]] = {
+    "normal fundus": ("normal", 0),
+    "mild nonproliferative retinopathy": ("diabetic_retinopathy", 1),
+    "moderate non proliferative retinopathy": ("diabetic_retinopathy", 2),
+    "severe nonproliferative retinopathy": ("diabetic_retinopathy", 3),
+    "proliferative diabetic retinopathy": ("diabetic_retinopathy", 4),
+    "severe proliferative diabetic retinopathy": ("diabetic_retinopathy", 4),
+    "diabetic retinopathy": ("diabetic_retinopathy", None),
+    "cataract": ("cataract", None),
+    "glaucoma": ("glaucoma", None),
+    "dry age-related macular degeneration": ("age_related_macular_degeneration", None),
+    "wet age-related macular degeneration": ("age_related_macular_degeneration", None),
+    "age-related macular degeneration": ("age_related_macular_degeneration", None),
+    "pathological myopia": ("pathological_myopia", None),
+    "myopia retinopathy": ("pathological_myopia", None),
+    "myopic maculopathy": ("pathological_myopia", None),
+    "lens dust": (None, None),
+    "low image quality": (None, None),
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +67,7 @@ class Sample:
     source: str | None = None  # camera or collection, for per-source evaluation
     grade: int | None = None   # DR grade 0-4 where known
     split: str | None = None   # a split given by the dataset itself
+    conditions: tuple[str, ...] = ()  # every model condition of an eye (several for MULTIPLE)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -40,14 +79,77 @@ def _grade_label(grade: int) -> str:
     return "normal" if grade == 0 else "diabetic_retinopathy"
 
 
-def read_folders(root: Path) -> list[Sample]:
-    """One sub-folder per class; the folder name is the label."""
+def patient_of(name: str, pattern: str | None, prefix: str) -> str | None:
+    """The patient a file name names under ``pattern`` (its first group), as ``prefix:id``."""
+    if not pattern:
+        return None
+    m = re.search(pattern, name, flags=re.IGNORECASE)
+    return f"{prefix}:{m.group(1) if m.groups() else m.group(0)}" if m else None
+
+
+def read_folders(root: Path, group_pattern: str | None = EYE_PAIR_PATTERN) -> list[Sample]:
+    """One sub-folder per class; the folder name is the label; the patient from the file name."""
     samples = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for path in sorted(folder.rglob("*")):
             if path.is_file() and is_image_path(path):
-                samples.append(Sample(path, folder.name, source=root.name))
+                samples.append(Sample(path, folder.name, source=root.name,
+                                      group=patient_of(path.name, group_pattern, root.name)))
     return samples
+
+
+def odir_eye(keywords: str) -> tuple[str, int | None, tuple[str, ...]]:
+    """One eye's ODIR-5K keywords → (label, DR grade, model conditions), through :data:`ODIR_KEYWORDS`.
+
+    Label: the one model condition an eye has (other findings beside it do not change it);
+    :data:`MULTIPLE` for two or more; :data:`OTHER_FINDINGS` for an abnormal eye with none;
+    ``normal`` only for "normal fundus" (quality remarks aside).
+    """
+    conditions: set[str] = set()
+    grades = []
+    other = False
+    dr_unknown = False  # "diabetic retinopathy" without a stage, or a suspicion of it
+    for word in re.split(r"[，,]", keywords):
+        word = word.strip().lower()
+        if not word:
+            continue
+        condition, grade = ODIR_KEYWORDS.get(word, ("other", None))
+        if condition == "other":
+            other = True
+        elif condition:
+            conditions.add(condition)
+            if grade is not None:
+                grades.append(grade)
+        dr_unknown |= "diabetic" in word and grade is None
+    diseases = sorted(conditions - {"normal"})
+    # The DR grade of every eye a doctor read: 0 where no retinopathy was named.
+    grade = max(grades) if grades else (None if dr_unknown else 0)
+    if len(diseases) > 1:
+        return MULTIPLE, grade, tuple(diseases)
+    if diseases:
+        return diseases[0], grade, tuple(diseases)
+    if other or not conditions:
+        return OTHER_FINDINGS, grade, ()
+    return "normal", 0, ("normal",)
+
+
+def read_odir(root: Path) -> list[Sample]:
+    """ODIR-5K: ``full_df.csv`` (one row per photo, each carrying the whole patient) and
+    ``preprocessed_images/``. Only photos that exist are returned, each once."""
+    images = _first_existing(root, ["preprocessed_images", "ODIR-5K/Training Images"])
+    if images is None:
+        raise ValueError(f"{root}: no preprocessed_images/ folder")
+    samples: dict[str, Sample] = {}
+    for row in _read_csv(root / "full_df.csv"):
+        for side in ("Left", "Right"):
+            name = row.get(f"{side}-Fundus", "")
+            path = images / name
+            if not name or name in samples or not path.is_file():
+                continue
+            label, grade, conditions = odir_eye(row.get(f"{side}-Diagnostic Keywords", ""))
+            samples[name] = Sample(path, label, group=f"odir:{row['ID']}", source="odir",
+                                   grade=grade, conditions=conditions)
+    return sorted(samples.values(), key=lambda s: s.path.name)
 
 
 def _first_existing(root: Path, names: list[str]) -> Path | None:
@@ -105,7 +207,7 @@ def read_glaucoma(root: Path) -> list[Sample]:
 
 
 def read_manifest(csv_path: Path) -> list[Sample]:
-    """``path,label[,group][,source][,grade|eyepacs_dr_grade][,split]``; paths relative to the CSV."""
+    """``path,label[,group|patient][,source][,grade|eyepacs_dr_grade][,split]``; paths relative to the CSV."""
     samples = []
     for row in _read_csv(csv_path):
         grade = row.get("grade") or row.get("eyepacs_dr_grade") or ""
@@ -113,10 +215,11 @@ def read_manifest(csv_path: Path) -> list[Sample]:
         samples.append(Sample(
             path if path.is_absolute() else csv_path.parent / path,
             row["label"],
-            group=row.get("group") or None,
+            group=row.get("group") or row.get("patient") or None,
             source=row.get("source") or None,
             grade=int(grade) if grade else None,
             split=row.get("split") or None,
+            conditions=tuple(c for c in (row.get("conditions") or "").split("+") if c),
         ))
     return samples
 
@@ -128,16 +231,19 @@ def detect_layout(root: Path) -> str:
         return "aptos"
     if _first_existing(root, ["G1020/G1020.csv", "G1020.csv", "ORIGA/OrigaList.csv", "OrigaList.csv"]):
         return "glaucoma"
+    if (root / "full_df.csv").exists():
+        return "odir"
     if any(p.is_dir() for p in root.iterdir()):
         return "folders"
     raise ValueError(f"cannot tell which dataset layout {root} is; name one with --layout")
 
 
 READERS = {"folders": read_folders, "aptos": read_aptos, "glaucoma": read_glaucoma,
-           "manifest": read_manifest}
+           "odir": read_odir, "manifest": read_manifest}
 
 
-def load_dataset(root: str | Path, layout: str | None = None) -> list[Sample]:
+def load_dataset(root: str | Path, layout: str | None = None,
+                 group_pattern: str | None = EYE_PAIR_PATTERN) -> list[Sample]:
     """Read a dataset, detecting its layout unless one is named."""
     root = Path(root)
     if not root.exists():
@@ -145,10 +251,36 @@ def load_dataset(root: str | Path, layout: str | None = None) -> list[Sample]:
     layout = layout or detect_layout(root)
     if layout not in READERS:
         raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    samples = READERS[layout](root)
+    samples = read_folders(root, group_pattern) if layout == "folders" else READERS[layout](root)
     if not samples:
         raise ValueError(f"no images found in {root} ({layout} layout)")
     return samples
+
+
+def photo_key(sample: Sample) -> tuple[str, str]:
+    """What makes two files one photo across datasets: the same source and file stem.
+    (eye_diseases' ODIR files are ODIR-5K's ``N_left.jpg``, re-encoded.)"""
+    return (sample.source or "", sample.path.stem.lower())
+
+
+def load_datasets(roots: list[str | Path], layout: str | None = None,
+                  group_pattern: str | None = EYE_PAIR_PATTERN) -> tuple[list[Sample], int]:
+    """Read several datasets as one. A photo already read from an earlier dataset (same
+    :func:`photo_key`) is skipped, so list the dataset with the best labels first.
+    Returns (samples, photos skipped as repeats)."""
+    out: list[Sample] = []
+    seen: set[tuple[str, str]] = set()
+    repeats = 0
+    for root in roots:
+        fresh = []
+        for s in load_dataset(root, layout, group_pattern):
+            if s.source and photo_key(s) in seen:
+                repeats += 1
+                continue
+            fresh.append(s)
+        seen.update(photo_key(s) for s in fresh if s.source)
+        out += fresh
+    return out, repeats
 
 
 def drop_ungraded_dr(samples: list[Sample]) -> list[Sample]:

@@ -1,9 +1,13 @@
 """Leak-free train/validation/test split that honours the audit.
 
-Rules: near-duplicate groups (and patient groups) never straddle splits;
+Rules: near-duplicate groups and patient groups never straddle splits;
 suspected augmented copies and every group holding one are train-only;
-groups carrying conflicting labels are dropped and listed; groups are assigned
-stratified by (label, source). The split is written to a CSV and reused.
+near-duplicate groups carrying conflicting labels (one photo, two labels) are
+dropped and listed — but two eyes of one patient are two photos that may rightly
+differ, so a patient is never dropped for that. Groups are assigned stratified by
+(label, source). Four parts: ``train``; ``validation`` (early stopping, choices);
+``calibration`` (temperature and prior correction, never used for stopping);
+``test`` (reported once). The split is written to a CSV and reused.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 from clarityx.audit import AuditReport, connected_groups
 from clarityx.datasets import Sample
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "calibration", "test")
 
 
 @dataclass
@@ -44,24 +48,34 @@ def _groups(samples: list[Sample], report: AuditReport) -> list[int]:
 
 
 def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.15,
-               test_frac: float = 0.15, seed: int = 0, keep_augmented: bool = False) -> SplitResult:
-    """Assign every sample to train/validation/test (or drop it, with a reason)."""
+               test_frac: float = 0.15, seed: int = 0, keep_augmented: bool = False,
+               calib_frac: float = 0.0) -> SplitResult:
+    """Assign every sample to train/validation/calibration/test (or drop it, with a reason)."""
+    augmented = set(report.augmented_copies)
+    unreadable = {u["path"] for u in report.unreadable}
+    # One photo under two labels: only among the photos that will be used (an excluded augmented
+    # copy carrying its folder's label does not cost the original its place).
+    used = [not (str(s.path) in unreadable or (not keep_augmented and str(s.path) in augmented))
+            for s in samples]
+    duplicates: dict[int, list[int]] = defaultdict(list)
+    for i, g in enumerate(report.group_of):
+        if used[i]:
+            duplicates[g].append(i)
+    conflicting = {i: sorted({samples[j].label for j in m})
+                   for m in duplicates.values() if len({samples[j].label for j in m}) > 1 for i in m}
     group_of = _groups(samples, report)
     members: dict[int, list[int]] = defaultdict(list)
     for i, g in enumerate(group_of):
         members[g].append(i)
-    augmented = set(report.augmented_copies)
-    unreadable = {u["path"] for u in report.unreadable}
 
     dropped: list[tuple[str, str]] = []
     assigned: dict[int, str] = {}
     free_groups: list[list[int]] = []
     for m in members.values():
-        labels = {samples[i].label for i in m}
-        if len(labels) > 1:
-            dropped += [(str(samples[i].path), f"conflicting labels {sorted(labels)}") for i in m]
-            continue
-        m = [i for i in m if str(samples[i].path) not in unreadable]
+        bad = [i for i in m if i in conflicting]
+        dropped += [(str(samples[i].path), f"conflicting labels {conflicting[i]} on one photo or its "
+                     "near-duplicates") for i in bad]
+        m = [i for i in m if i not in conflicting and str(samples[i].path) not in unreadable]
         if not keep_augmented:
             dropped += [(str(samples[i].path), "pre-made augmented copy") for i in m
                         if str(samples[i].path) in augmented]
@@ -80,7 +94,8 @@ def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.1
     rng = random.Random(seed)
     rng.shuffle(free_groups)
     free_groups.sort(key=len, reverse=True)  # place big groups first, while there is room
-    targets = {"train": 1 - val_frac - test_frac, "validation": val_frac, "test": test_frac}
+    targets = {"train": 1 - val_frac - calib_frac - test_frac, "validation": val_frac,
+               "calibration": calib_frac, "test": test_frac}
     stratum_total: Counter = Counter()
     for m in free_groups:
         stratum_total[(samples[m[0]].label, samples[m[0]].source)] += len(m)
@@ -88,7 +103,7 @@ def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.1
     for m in free_groups:
         key = (samples[m[0]].label, samples[m[0]].source)
         total = stratum_total[key]
-        split = max(SPLITS, key=lambda sp: targets[sp] * total - filled[key][sp])
+        split = max(SPLITS, key=lambda sp: (targets[sp] * total - filled[key][sp]) if targets[sp] else -1e9)
         filled[key][split] += len(m)
         assigned.update({i: split for i in m})
 
@@ -103,11 +118,11 @@ def write_split(result: SplitResult, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "split", "group", "source", "grade"])
+        w.writerow(["path", "label", "split", "group", "source", "grade", "conditions"])
         for s in result.samples:
             relative = os.path.relpath(s.path.resolve(), path.parent.resolve())
             grade = "" if s.grade is None else s.grade
-            w.writerow([relative, s.label, s.split, s.group, s.source or "", grade])
+            w.writerow([relative, s.label, s.split, s.group, s.source or "", grade, "+".join(s.conditions)])
 
 
 def read_split(path: str | Path) -> SplitResult:

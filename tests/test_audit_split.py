@@ -76,3 +76,46 @@ def test_split_is_leak_free_and_reusable(defective, tmp_path):
     again = read_split(path)
     assert [(s.path.resolve(), s.split, s.label) for s in again.samples] == \
            [(s.path.resolve(), s.split, s.label) for s in result.samples]
+
+
+def same_camera_eye(seed: int) -> np.ndarray:
+    """One camera's look (same colour, disc, exposure), each eye its own vessel tree."""
+    img = np.zeros((300, 300, 3), np.uint8)
+    cv2.circle(img, (150, 150), 135, (200, 80, 35), -1)
+    cv2.circle(img, (210, 150), 25, (250, 200, 120), -1)
+    rng = np.random.default_rng(seed)
+    for _ in range(14):
+        a, b = rng.integers(60, 240, size=2), rng.integers(60, 240, size=2)
+        cv2.line(img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), (110, 25, 15), 4)
+    return img
+
+
+def test_near_duplicates_need_the_same_vessels_not_just_the_same_camera(tmp_path):
+    root = tmp_path / "data"
+    (root / "normal").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(same_camera_eye(i)).save(root / "normal" / f"eye{i}.png")
+    copy = cv2.resize(same_camera_eye(3)[:, ::-1], (240, 240))  # a flipped, smaller copy of eye 3
+    Image.fromarray(copy).save(root / "normal" / "copy_of_3.jpg", quality=85)
+    report = audit(load_dataset(root))
+    groups = [{p.split("/")[-1] for p in g} for g in report.near_duplicate_groups]
+    assert groups == [{"eye3.png", "copy_of_3.jpg"}]
+
+
+def test_two_eyes_of_one_patient_may_differ_and_stay_together(tmp_path):
+    root = tmp_path / "data"
+    for i in range(30):
+        for side, cls in (("left", "normal"), ("right", "cataract" if i % 3 == 0 else "normal")):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(synthetic_fundus(200, seed=1000 + 2 * i + (side == "right"))).save(
+                root / cls / f"{i}_{side}.png")
+    samples = load_dataset(root)
+    report = audit(samples)
+    assert report.patients == 30 and report.patients_with_several_photos == 30
+    result = make_split(samples, report, val_frac=0.2, test_frac=0.2, seed=1, calib_frac=0.1)
+    assert not result.dropped and len(result.samples) == 60  # differing eyes are not a conflict
+    split_of = defaultdict(set)
+    for s in result.samples:
+        split_of[s.path.name.split("_")[0]].add(s.split)
+    assert all(len(v) == 1 for v in split_of.values()), "a patient straddles splits"
+    assert {s.split for s in result.samples} == {"train", "validation", "calibration", "test"}

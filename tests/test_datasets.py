@@ -83,3 +83,63 @@ def test_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError):
         load_dataset(tmp_path / "empty")
+
+
+ODIR_HEADER = ("ID,Patient Age,Patient Sex,Left-Fundus,Right-Fundus,Left-Diagnostic Keywords,"
+               "Right-Diagnostic Keywords,N,D,G,C,A,H,M,O\n")
+
+
+def odir_row(pid: int, left: str, right: str, flags: str = "1,1,1,1,1,1,1,1") -> str:
+    # The patient-level flags are deliberately all set: a reader that used them would mislabel.
+    return f"{pid},60,Female,{pid}_left.jpg,{pid}_right.jpg,{left},{right},{flags}\n"
+
+
+def test_odir_labels_each_eye_by_its_own_keywords(tmp_path):
+    from clarityx.datasets import MULTIPLE, OTHER_FINDINGS
+
+    rows = [odir_row(1, "cataract", "normal fundus"),
+            odir_row(2, "moderate non proliferative retinopathy，laser spot", "lens dust，normal fundus"),
+            odir_row(3, "drusen", "cataract，glaucoma"),
+            odir_row(4, "suspected glaucoma", "dry age-related macular degeneration"),
+            odir_row(5, "pathological myopia", "diabetic retinopathy")]
+    (tmp_path / "full_df.csv").write_text(ODIR_HEADER + "".join(rows * 2), encoding="utf-8")  # one row per photo
+    for pid in range(1, 6):
+        for side in ("left", "right"):
+            img(tmp_path / "preprocessed_images" / f"{pid}_{side}.jpg", pid)
+    (tmp_path / "preprocessed_images" / "5_right.jpg").unlink()  # named in the CSV, missing on disk
+    assert detect_layout(tmp_path) == "odir"
+    got = {s.path.name: (s.label, s.grade, s.group) for s in load_dataset(tmp_path)}
+    assert len(got) == 9  # each photo once, the missing one skipped
+    assert got["1_left.jpg"] == ("cataract", 0, "odir:1") and got["1_right.jpg"] == ("normal", 0, "odir:1")
+    assert got["2_left.jpg"] == ("diabetic_retinopathy", 2, "odir:2")  # other findings beside DR: DR
+    assert got["2_right.jpg"][0] == "normal"  # lens dust describes the photo, not the eye
+    assert got["3_left.jpg"][0] == OTHER_FINDINGS and got["3_right.jpg"][0] == MULTIPLE
+    assert got["4_left.jpg"][0] == OTHER_FINDINGS  # a suspicion is not a label
+    assert got["4_right.jpg"][0] == "age_related_macular_degeneration"
+    assert got["5_left.jpg"][0] == "pathological_myopia"
+
+
+def test_several_datasets_read_one_photo_once(tmp_path):
+    from clarityx.datasets import load_datasets
+
+    odir = tmp_path / "odir5k"
+    (odir / "preprocessed_images").mkdir(parents=True)
+    (odir / "full_df.csv").write_text(ODIR_HEADER + odir_row(7, "glaucoma", "normal fundus"), encoding="utf-8")
+    img(odir / "preprocessed_images" / "7_left.jpg")
+    img(odir / "preprocessed_images" / "7_right.jpg", 1)
+    img(tmp_path / "agg" / "glaucoma" / "7_left.jpg")        # the same ODIR photo, re-encoded elsewhere
+    img(tmp_path / "agg" / "glaucoma" / "Glaucoma_001.png", 2)
+    (tmp_path / "m.csv").write_text("path,label,source,patient\nagg/glaucoma/7_left.jpg,glaucoma,odir,odir:7\n"
+                                    "agg/glaucoma/Glaucoma_001.png,glaucoma,retina_dataset,\n")
+    samples, repeats = load_datasets([odir, tmp_path / "m.csv"])
+    assert repeats == 1 and sorted(s.path.name for s in samples) == ["7_left.jpg", "7_right.jpg", "Glaucoma_001.png"]
+    assert {s.group for s in samples if s.source == "odir"} == {"odir:7"}
+
+
+def test_folder_patients_from_file_names(tmp_path):
+    img(tmp_path / "normal" / "12_left.jpg")
+    img(tmp_path / "cataract" / "12_right.jpg", 1)
+    img(tmp_path / "cataract" / "other.png", 2)
+    by_name = {s.path.name: s.group for s in load_dataset(tmp_path)}
+    assert by_name["12_left.jpg"] == by_name["12_right.jpg"] is not None and by_name["other.png"] is None
+    assert all(s.group is None for s in load_dataset(tmp_path, group_pattern=None))
