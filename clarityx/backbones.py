@@ -133,7 +133,8 @@ BACKBONES = {
                  "Keras EfficientNetB0 (swish activation, squeeze-excitation)"),
         Backbone("efficientnet_b0_relu6", _own("relu6", se=True),
                  "EfficientNet-B0 topology with ReLU6 (EfficientNet-Lite0's activation), "
-                 "squeeze-excitation started at identity"),
+                 "squeeze-excitation started at identity (saturated: sigmoid(10) has a vanishing "
+                 "gradient, so those branches barely learn; efficientnet_lite0 drops them)"),
         Backbone("efficientnet_b0_swish", _own("swish", se=True),
                  "EfficientNet-B0 topology with swish, built in this project"),
         Backbone("efficientnet_lite0", _own("relu6", se=False),
