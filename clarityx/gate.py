@@ -47,12 +47,18 @@ THRESHOLDS = {
     "max_corner_brightness": 90.0,  # corners of the field of view's box are dark outside a round
                                     # field (99% of training photos under 70; natural photos 90-200)
     "min_roundness": 0.6,         # short / long side of the field of view's box (min seen 0.63)
+    # A sharp-edged circle (pupil or iris) centred in the field of view: the front of an eye.
+    # Hough accumulator threshold fitted by scripts/fit_front_of_eye.py on training photos only:
+    "centre_circle_votes": 30,   # refuses 0.13% of 1,493 training photos, 90% of design negatives
 }
 
 MESSAGES = {
     "not_fundus": ("This does not look like a retinal (fundus) photograph. ClarityX only reads photos "
                    "of the back of the eye taken with a fundus camera or a smartphone fundus adapter; "
                    "a photo of the front of the eye, a face or a screenshot cannot be graded."),
+    "front_of_eye": ("This looks like a photo of the front of the eye (iris and pupil), not of the retina "
+                     "at the back of the eye. ClarityX needs a fundus photograph, taken with a fundus camera "
+                     "or a smartphone fundus adapter through the pupil; an eye doctor or optician can take one."),
     "too_dark": "The photo is too dark to grade. Retake it with the flash or illumination on.",
     "too_bright": "The photo is washed out (over-exposed). Retake it with less light or a shorter exposure.",
     "blurred": "The photo is too blurred to grade. Hold the camera steady, focus on the retina and retake it.",
@@ -93,6 +99,34 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
     }
 
 
+def centre_circle(rgb: np.ndarray, votes: int = THRESHOLDS["centre_circle_votes"]) -> bool:
+    """Is there a sharp-edged circle (a pupil or an iris) centred in the field of view?
+
+    A fundus photo has its round edges elsewhere: the optic disc sits off-centre and the fovea at the
+    centre has no sharp rim. Hough transform on the blurred grey field-of-view crop; circles of 4-22%
+    of the crop's side whose centre lies within 12% of the crop's centre.
+    """
+    crop = resize_square(crop_to_fov(rgb), ANALYSIS_SIZE)
+    grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (0, 0), 2)
+    circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, dp=1, minDist=4, param1=60, param2=votes,
+                               minRadius=int(ANALYSIS_SIZE * 0.04), maxRadius=int(ANALYSIS_SIZE * 0.22))
+    if circles is None:
+        return False
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    for x, y, r in circles[0]:
+        if np.hypot(x - ANALYSIS_SIZE / 2, y - ANALYSIS_SIZE / 2) >= 0.12 * ANALYSIS_SIZE:
+            continue
+        # A pupil or iris rim: darker (or, behind a cataract, brighter) all the way round, not
+        # an arc that crossing vessels happen to vote for.
+        ring = [grey[np.clip((y + k * r * np.sin(angles)).astype(int), 0, ANALYSIS_SIZE - 1),
+                     np.clip((x + k * r * np.cos(angles)).astype(int), 0, ANALYSIS_SIZE - 1)].astype(float)
+                for k in (0.75, 1.3)]
+        step = ring[1] - ring[0]
+        if max((step > 8).mean(), (step < -8).mean()) >= 0.85:
+            return True
+    return False
+
+
 def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | None:
     """Image test before the classifier. None when the photo may be graded."""
     t = {**THRESHOLDS, **(thresholds or {})}
@@ -111,6 +145,8 @@ def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | 
         return _reject("too_bright")
     if m["sharpness"] < t["min_sharpness"]:
         return _reject("blurred")
+    if centre_circle(rgb, int(t["centre_circle_votes"])):
+        return _reject("front_of_eye")
     return None
 
 

@@ -76,6 +76,55 @@ def _front_of_eye(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
+def front_of_eye_closeup(rng: np.random.Generator, size: int) -> np.ndarray:
+    """What people at home most often give instead of a fundus photo: a phone close-up of the front of
+    the eye — iris with radial fibres, a pupil (black, or grey-white behind a cataract) with the flash's
+    reflection, sclera with fine red vessels, lids and lashes — often cropped to a circle on black and
+    tinted orange by the light or a filter."""
+    w = size
+    img = np.zeros((w, w, 3), np.float32)
+    skin = rng.uniform([150, 100, 80], [235, 190, 160])
+    img[:] = skin
+    c = np.array([w / 2, w / 2]) + rng.uniform(-0.06, 0.06, 2) * w
+    ci = (int(c[0]), int(c[1]))
+    open_h = rng.uniform(0.22, 0.4)
+    cv2.ellipse(img, ci, (int(w * 0.55), int(w * open_h)), 0, 0, 360, tuple(rng.uniform(200, 245, 3)), -1)
+    for _ in range(int(rng.integers(3, 12))):  # scleral vessels
+        a = c + rng.uniform(-0.5, 0.5, 2) * w * np.array([1.0, open_h * 1.5])
+        b = a + rng.uniform(-0.12, 0.12, 2) * w
+        cv2.line(img, tuple(int(v) for v in a), tuple(int(v) for v in b), (190, 60, 60), 1)
+    r_iris = w * rng.uniform(0.18, 0.3)
+    iris = rng.uniform([20, 20, 10], [150, 130, 110])
+    cv2.circle(img, ci, int(r_iris), tuple(iris), -1)
+    for angle in np.linspace(0, 2 * np.pi, int(rng.integers(60, 160)), endpoint=False):  # radial fibres
+        shade = tuple(iris * rng.uniform(0.5, 1.5))
+        p0 = c + r_iris * 0.35 * np.array([np.cos(angle), np.sin(angle)])
+        p1 = c + r_iris * 0.97 * np.array([np.cos(angle), np.sin(angle)])
+        cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), shade, 1)
+    cv2.circle(img, ci, int(r_iris), tuple(iris * 0.4), 2)  # limbal ring
+    r_pupil = r_iris * rng.uniform(0.25, 0.55)
+    cataract = rng.random() < 0.5
+    pupil = rng.uniform(120, 210, 3) * [1, 1, 0.95] if cataract else rng.uniform(0, 25, 3)
+    cv2.circle(img, ci, int(r_pupil), tuple(pupil), -1)
+    glint = (int(c[0] + r_pupil * rng.uniform(-0.6, 0.6)), int(c[1] - r_pupil * rng.uniform(0, 0.6)))
+    cv2.circle(img, glint, max(2, int(w * 0.015)), (255, 255, 255), -1)
+    for lid in (-1, 1):  # lid margins and lashes
+        y = c[1] + lid * w * open_h
+        cv2.ellipse(img, ci, (int(w * 0.55), int(w * open_h)), 0, 180 if lid < 0 else 0, 360 if lid < 0 else 180,
+                    (60, 40, 35), 3)
+        for x in np.linspace(c[0] - w * 0.4, c[0] + w * 0.4, int(rng.integers(15, 40))):
+            cv2.line(img, (int(x), int(y)), (int(x + rng.uniform(-8, 8)), int(y + lid * rng.uniform(8, 25))),
+                     (25, 20, 20), 1)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 2.0))
+    img *= rng.uniform([0.9, 0.5, 0.2], [1.3, 1.0, 0.8]) if rng.random() < 0.7 else 1.0  # orange tint
+    img += rng.normal(0, 5, img.shape)
+    if rng.random() < 0.8:  # cropped to a circle on black, like a fundus camera's field of view
+        mask = np.zeros((w, w), np.uint8)
+        cv2.circle(mask, (w // 2, w // 2), int(w * rng.uniform(0.38, 0.48)), 1, -1)
+        img *= mask[..., None]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def synthetic(count: int, seed: int) -> Iterator[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     makers: list[tuple[str, Callable[[np.random.Generator, int], np.ndarray]]] = [
@@ -86,6 +135,7 @@ def synthetic(count: int, seed: int) -> Iterator[tuple[str, np.ndarray]]:
         ("text", _text_page),
         ("screenshot", _screenshot),
         ("front_of_eye", _front_of_eye),
+        ("front_of_eye_closeup", front_of_eye_closeup),
     ]
     for i in range(count):
         name, make = makers[i % len(makers)]
