@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Fine-tune the ClarityX classifier on fundus photos.
 
-    python train.py --data ../shared/data/eye_diseases_manifest.csv --output models/clarityx_b0.keras
+    python train.py --data ../shared/data/odir5k --data ../shared/data/eye_diseases_manifest.csv \
+        --output models/clarityx.keras
 
-Steps: read the dataset → audit it (duplicates, conflicting labels, augmented
-copies) → leak-free split (written out and reused) → phase 1: head only, on
-cached frozen-backbone features → phase 2: whole network (BatchNorm frozen) with
-augmentation and a cosine learning-rate schedule → temperature scaling on
-validation → test metrics → model, card and gate statistics.
+Steps: read the datasets (a photo reached through two of them is one photo) →
+audit (duplicates, conflicting labels, augmented copies, patients) → leak-free
+patient-level split (written out and reused) → phase 1: head only, on cached
+frozen-backbone features → phase 2: whole network (BatchNorm frozen) with
+augmentation and a cosine learning-rate schedule → prior correction and
+temperature on the calibration split (never used for stopping) → referable-DR
+threshold on validation → test metrics with intervals → model, card, gate statistics.
 """
 from __future__ import annotations
 
@@ -24,13 +27,22 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+from clarityx.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
+from clarityx.preprocess import CONTRASTS  # noqa: E402
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, help="dataset folder or manifest CSV")
-    g.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"], help="default: detected")
-    g.add_argument("--classes", default="normal,cataract,diabetic_retinopathy,glaucoma",
-                   help="class order of the model's outputs; other labels are dropped")
+    g.add_argument("--data", required=True, action="append",
+                   help="dataset folder or manifest CSV; repeat for several (best-labelled first)")
+    g.add_argument("--layout", choices=list(LAYOUTS), help="default: detected")
+    g.add_argument("--group-pattern", default=EYE_PAIR_PATTERN,
+                   help="folder datasets: regex whose first group names the patient in a file name")
+    g.add_argument("--classes",
+                   help="class order of the model's outputs (default: the labels the data has, known ones "
+                        f"in the order {','.join(CLASSES)}); eyes of other labels are not trained on "
+                        "(other_findings and multiple_conditions test eyes are reported apart)")
     g.add_argument("--dr-grade0", choices=["keep", "drop", "normal"], default="normal",
                    help="what a diabetic_retinopathy image with a known DR grade 0 becomes")
     g.add_argument("--dr-ungraded", choices=["keep", "drop"], default="keep",
@@ -38,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--keep-augmented", action="store_true",
                    help="train on the dataset's pre-made augmented copies (train split only)")
     g.add_argument("--split-file", help="reuse this split CSV (default: <output>.split.csv, made if absent)")
-    g.add_argument("--val-frac", type=float, default=0.15)
+    g.add_argument("--val-frac", type=float, default=0.1, help="early stopping, threshold")
+    g.add_argument("--calib-frac", type=float, default=0.1, help="temperature and prior correction")
     g.add_argument("--test-frac", type=float, default=0.15)
     g.add_argument("--max-per-class", type=int, default=0, help="cap images per class (quick runs)")
     g = p.add_argument_group("model")
@@ -47,16 +60,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--weights", default="lite0-imagenet",
                    help="lite0-imagenet | imagenet | none | PATH to an .h5 weights file")
     g.add_argument("--img-size", type=int, default=224)
+    g.add_argument("--contrast", choices=list(CONTRASTS), default="none",
+                   help="camera normalisation inside prepare (the card records it for inference)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--head-epochs", type=int, default=40, help="phase 1 (head only, cached features)")
     g.add_argument("--head-lr", type=float, default=1e-3)
     g.add_argument("--epochs", type=int, default=3, help="phase 2 (whole network); 0 = head only")
+    g.add_argument("--stop-after", type=int, default=0,
+                   help="end phase 2 after this many epochs of the --epochs-long cosine schedule (0: all)")
     g.add_argument("--lr", type=float, default=1e-4, help="phase 2 peak learning rate (cosine decay)")
     g.add_argument("--freeze-blocks", type=int, default=0, help="phase 2: keep the first N blocks frozen")
     g.add_argument("--aug-strength", type=float, default=1.0,
                    help="scale of the photometric augmentation ranges (0 = geometry only)")
     g.add_argument("--patience", type=int, default=2, help="phase 2 early stopping (epochs)")
+    g.add_argument("--class-weight", choices=["none", "sqrt", "inverse"], default="sqrt",
+                   help="loss weight per class: none, 1/sqrt(frequency) or 1/frequency (undone after "
+                        "training by a prior correction fitted with the temperature)")
+    g.add_argument("--dr-sensitivity", type=float, default=0.9,
+                   help="referable-DR operating point: threshold chosen on validation for this sensitivity")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("output")
     g.add_argument("--output", default="models/clarityx.keras")
@@ -67,16 +89,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_data(args: argparse.Namespace, classes: list[str]):
-    """Read, audit and split the dataset (reusing a split file when it exists)."""
+    """Read, audit and split the datasets (reusing a split file when it exists and matches)."""
     from clarityx.audit import audit
-    from clarityx.datasets import drop_ungraded_dr, load_dataset, relabel_dr_grade0
+    from clarityx.datasets import REPORTED_APART, drop_ungraded_dr, load_datasets, relabel_dr_grade0
     from clarityx.split import make_split, read_split, write_split
 
-    samples = load_dataset(args.data, args.layout)
+    samples, repeats = load_datasets(args.data, args.layout, args.group_pattern)
+    print(f"{len(samples)} photos ({repeats} reached through two datasets, counted once)")
     if args.dr_ungraded == "drop":
         samples = drop_ungraded_dr(samples)
-    samples = [s for s in relabel_dr_grade0(samples, args.dr_grade0) if s.label in classes]
-    report = audit(samples, root=args.data)
+    samples = relabel_dr_grade0(samples, args.dr_grade0)
+    present = {s.label for s in samples} - set(REPORTED_APART)
+    classes = classes or [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
+    samples = [s for s in samples if s.label in classes or s.label in REPORTED_APART]
+    report = audit(samples, root=" + ".join(args.data))
     print(report.summary(), flush=True)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -85,19 +111,39 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     split_file = Path(args.split_file) if args.split_file else Path(str(output.with_suffix("")) + ".split.csv")
     if split_file.exists():
         split = read_split(split_file)
+        current = {s.path.resolve(): s.label for s in samples}
+        stale = [s for s in split.samples if current.get(s.path.resolve()) != s.label]
+        if stale:
+            raise SystemExit(f"error: the split file {split_file} was made from other data or options "
+                             f"({len(stale)} photos missing or labelled otherwise now, e.g. {stale[0].path}); "
+                             "delete it to make a new split, or name another with --split-file")
         print(f"Reusing split {split_file}")
     else:
-        split = make_split(samples, report, args.val_frac, args.test_frac, args.seed, args.keep_augmented)
+        split = make_split(samples, report, args.val_frac, args.test_frac, args.seed, args.keep_augmented,
+                           calib_frac=args.calib_frac)
         write_split(split, split_file)
     parts = {}
-    for name in ("train", "validation", "test"):
-        chosen = split.of(name)
+    for name in ("train", "validation", "calibration", "test"):
+        chosen = [s for s in split.of(name) if s.label in classes or name == "test"]
         if args.max_per_class:
             per: Counter = Counter()
             chosen = [s for s in chosen if (per.update([s.label]) or per[s.label] <= args.max_per_class)]
         parts[name] = chosen
         print(f"{name}: {len(chosen)} images {dict(Counter(s.label for s in chosen))}")
-    return samples, report, split, parts
+    return classes, samples, report, split, parts, repeats
+
+
+def patients_in_two_splits(samples) -> int:
+    """How many patient (or duplicate) groups sit in more than one split: must be 0."""
+    splits: dict = {}
+    for s in samples:
+        splits.setdefault(s.group, set()).add(s.split)
+    return sum(len(v) > 1 for v in splits.values())
+
+
+def label_mapping_table() -> dict:
+    from clarityx.datasets import ODIR_KEYWORDS
+    return {k: {"condition": c or "(photo quality: ignored)", "dr_grade": g} for k, (c, g) in ODIR_KEYWORDS.items()}
 
 
 def train_head(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> None:
@@ -132,54 +178,86 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
         args.lr / 10, steps, alpha=0.01, warmup_target=args.lr, warmup_steps=max(1, steps // 20))
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ckpt_dir = Path(args.cache_dir) / "checkpoints" / Path(args.output).stem
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last, best, state = ckpt_dir / "last.weights.h5", ckpt_dir / "best.weights.h5", ckpt_dir / "state.json"
-    initial_epoch = 0
-    if args.resume and last.exists() and state.exists():
+    last, best, state = checkpoint_paths(args)
+    last.parent.mkdir(parents=True, exist_ok=True)
+    initial_epoch, seconds_before = 0, 0.0
+    if resumable(args):
         model.load_weights(last)
-        initial_epoch = json.loads(state.read_text())["epoch"]
+        saved = json.loads(state.read_text())
+        initial_epoch, seconds_before = saved["epoch"], saved.get("seconds", 0.0)
         print(f"Resuming phase 2 at epoch {initial_epoch}")
+    started = time.time()
 
     class SaveState(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             self.model.save_weights(last)
-            state.write_text(json.dumps({"epoch": epoch + 1}))
+            state.write_text(json.dumps({"epoch": epoch + 1, "seconds": seconds_before + time.time() - started}))
 
     history = model.fit(
         T.train_dataset(x["train"], y["train"], args.batch_size, args.seed, augmenter(args.seed, args.aug_strength)),
         validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
-        epochs=args.epochs, initial_epoch=initial_epoch, class_weight=class_weight, verbose=1,
+        epochs=min(args.stop_after or args.epochs, args.epochs), initial_epoch=initial_epoch,
+        class_weight=class_weight, verbose=2,
         callbacks=[keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
                    keras.callbacks.EarlyStopping(patience=args.patience), SaveState()])
     if best.exists():
         model.load_weights(best)
-    return initial_epoch + len(history.history.get("loss", []))
+    return initial_epoch + len(history.history.get("loss", [])), seconds_before + time.time() - started
 
 
-def evaluate_model(model, x: dict, y: dict, parts: dict, classes: list[str], batch_size: int):
-    """Temperature fitted on validation; calibrated metrics on validation and test (per source too)."""
+def checkpoint_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(last, best, state) of phase 2, one folder per output model."""
+    ckpt_dir = Path(args.cache_dir) / "checkpoints" / Path(args.output).stem
+    return ckpt_dir / "last.weights.h5", ckpt_dir / "best.weights.h5", ckpt_dir / "state.json"
+
+
+def resumable(args: argparse.Namespace) -> bool:
+    last, _, state = checkpoint_paths(args)
+    return bool(args.resume and last.exists() and state.exists())
+
+
+def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_weight: dict):
+    """Prior correction and temperature on the calibration split; the referable-DR threshold on
+    validation; then every card figure on validation and, once, on test."""
     import numpy as np
 
     from clarityx import training as T
-    from clarityx.metrics import apply_temperature, classification_report, fit_temperature
+    from clarityx.evaluate import screening_report
+    from clarityx.metrics import apply_temperature, fit_temperature, threshold_for_sensitivity
 
-    p_val = T.predict_probs(model, x["validation"], batch_size)
-    temperature = fit_temperature(p_val, y["validation"])
-    metrics = {"validation": classification_report(apply_temperature(p_val, temperature), y["validation"], classes)}
-    if len(x["test"]):
-        raw = T.predict_probs(model, x["test"], batch_size)
-        p_test = apply_temperature(raw, temperature)
-        metrics["test"] = classification_report(p_test, y["test"], classes)
-        metrics["test_uncalibrated_ece"] = classification_report(raw, y["test"], classes)["ece"]
-        sources = np.array([s.source or "unknown" for s in parts["test"]])
-        metrics["test_by_source"] = {
-            src: {"n": int((sources == src).sum()),
-                  "accuracy": float((p_test[sources == src].argmax(1) == y["test"][sources == src]).mean()),
-                  "labels": dict(Counter(s.label for s, m in zip(parts["test"], sources == src) if m))}
-            for src in sorted(set(sources))}
-        print(json.dumps(metrics["test"], indent=1))
-    return metrics, temperature
+    bias = [-float(np.log(class_weight[i])) for i in range(len(classes))]
+    raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
+    y_cal = np.array([classes.index(s.label) for s in parts["calibration"]])
+    temperature = fit_temperature(raw["calibration"], y_cal, bias)
+    probs = {k: apply_temperature(v, temperature, bias) for k, v in raw.items()}
+    dr_threshold = None
+    graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
+    referable = np.array([parts["validation"][i].grade >= 2 for i in graded], bool)
+    if "diabetic_retinopathy" in classes and referable.any():
+        dr_threshold = threshold_for_sensitivity(
+            probs["validation"][graded, classes.index("diabetic_retinopathy")], referable, args.dr_sensitivity)
+
+    def report(name: str, rounds: int) -> dict:
+        ss = parts[name]
+        return screening_report(
+            probs[name], [s.label for s in ss], classes, sources=[s.source or "unknown" for s in ss],
+            grades=[s.grade for s in ss], groups=[s.group or str(s.path) for s in ss],
+            conditions=[s.conditions for s in ss], dr_threshold=dr_threshold, rounds=rounds)
+
+    metrics = {"validation": report("validation", 200), "calibration": report("calibration", 200)}
+    if "test" in probs:
+        metrics["test"] = report("test", 1000)
+        known = [i for i, s in enumerate(parts["test"]) if s.label in classes]
+        uncorrected = apply_temperature(raw["test"][known], 1.0)
+        from clarityx.metrics import expected_calibration_error
+        metrics["test_ece_before_calibration"] = expected_calibration_error(
+            uncorrected, np.array([classes.index(parts["test"][i].label) for i in known]))
+        print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
+    calibration = {"temperature": temperature, "log_prior_correction": bias, "class_weight": args.class_weight,
+                   "fitted_on": "calibration split (never used for early stopping)",
+                   "dr_referable_threshold": dr_threshold,
+                   "dr_threshold_chosen_on": f"validation split, sensitivity >= {args.dr_sensitivity}"}
+    return metrics, calibration
 
 
 def relative_to(root: Path, path: Path) -> str:
@@ -199,22 +277,25 @@ def main(argv: list[str] | None = None) -> int:
     from clarityx import training as T
     from clarityx.backbones import BACKBONES, WeightsUnavailable
     from clarityx.card import ModelCard, data_decisions
+    from clarityx.evaluate import camera_probe
     from clarityx.model import build_classifier, save_model
     from clarityx.ood import MahalanobisModel, ood_path
 
     T.set_seeds(args.seed)
-    classes = args.classes.split(",")
+    classes = args.classes.split(",") if args.classes else None
     output = Path(args.output)
-    data_root = Path(args.data).parent if args.data.endswith(".csv") else Path(args.data)
+    roots = [Path(d).parent if d.endswith(".csv") else Path(d) for d in args.data]
+    data_root = Path(os.path.commonpath([str(r.resolve()) for r in roots]))
 
-    samples, report, split, parts = prepare_data(args, classes)
+    classes, samples, report, split, parts, split_repeats = prepare_data(args, classes)
     if not parts["train"] or not parts["validation"]:
         print("error: the split left no training or validation images", file=sys.stderr)
         return 2
     index = {c: i for i, c in enumerate(classes)}
-    y = {k: np.array([index[s.label] for s in v], dtype=np.int32) for k, v in parts.items()}
-    x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir)) if v
+    y = {k: np.array([index[s.label] for s in v if s.label in index], dtype=np.int32) for k, v in parts.items()}
+    x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir), contrast=args.contrast) if v
          else np.zeros((0, args.img_size, args.img_size, 3), np.uint8) for k, v in parts.items()}
+    trainable = {k: x[k] if k != "test" else x[k][[s.label in index for s in parts[k]]] for k in x}
 
     try:
         model = build_classifier(args.backbone, len(classes), args.img_size,
@@ -222,17 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    class_weight = T.class_weights(y["train"], len(classes))
+    class_weight = T.class_weights(y["train"], len(classes), args.class_weight)
 
     t0 = time.time()
-    train_head(model, x, y, args, class_weight)
-    phase1_s, t0 = time.time() - t0, time.time()
-    phase2_epochs = fine_tune(model, x, y, args, class_weight) if args.epochs > 0 else 0
-    phase2_s = time.time() - t0
+    if not resumable(args):  # a phase-2 checkpoint holds the whole network, head included
+        train_head(model, trainable, y, args, class_weight)
+    phase1_s = time.time() - t0
+    phase2_epochs, phase2_s = fine_tune(model, trainable, y, args, class_weight) if args.epochs > 0 else (0, 0.0)
 
-    metrics, temperature = evaluate_model(model, x, y, parts, classes, args.batch_size)
+    metrics, calibration = evaluate_model(model, x, parts, classes, args, class_weight)
     ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
     val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
+    test_probe = (camera_probe(T.embeddings(model, x["test"], args.batch_size), parts["test"])
+                  if len(x["test"]) else None)
 
     card = ModelCard(
         name=args.name or output.stem,
@@ -242,15 +325,21 @@ def main(argv: list[str] | None = None) -> int:
         architecture=(f"{BACKBONES[args.backbone].description} → BatchNorm → [GlobalMaxPool, GlobalAveragePool]"
                       " → Dense 512 ReLU → Dropout 0.4 → Dense softmax"),
         initialisation=args.weights,
-        temperature=temperature,
+        temperature=calibration["temperature"],
+        log_prior_correction=calibration["log_prior_correction"],
+        contrast=args.contrast,
+        dr_threshold=calibration["dr_referable_threshold"],
+        calibration=calibration,
         data={
             "source": args.data,
-            "licence": "Research and non-commercial use only (public Kaggle aggregate of ODIR-5K, EyePACS "
-                       "and other collections); a model trained on it inherits that restriction.",
+            "licence": "Research and non-commercial use only (ODIR-5K, EyePACS and other public "
+                       "collections); a model trained on them inherits that restriction.",
+            "label_mapping": label_mapping_table(),
             "dr_grade0_policy": args.dr_grade0,
             "dr_ungraded_policy": args.dr_ungraded,
             "pre_made_augmented_copies": "used for training only" if args.keep_augmented else "excluded",
             "defects_handled": data_decisions(args.dr_grade0, args.dr_ungraded, args.keep_augmented),
+            "photos_in_two_datasets": split_repeats,
             "counts": {k: dict(Counter(s.label for s in v)) for k, v in parts.items()},
             "sources": {k: dict(Counter(s.source or "unknown" for s in v)) for k, v in parts.items()},
         },
@@ -261,19 +350,26 @@ def main(argv: list[str] | None = None) -> int:
             "conflicting_label_groups": len(report.conflicting_groups),
             "augmented_copies": len(report.augmented_copies),
             "dropped": len(samples) - len(split.samples),
+            "patients": report.patients,
+            "patients_with_several_photos": report.patients_with_several_photos,
+            "patients_in_two_splits": patients_in_two_splits(split.samples),
         },
-        split={"method": "near-duplicate and patient groups kept whole, stratified by (label, source)",
+        split={"method": "patient and near-duplicate groups kept whole, stratified by (label, source); "
+                         "train / validation (stopping, DR threshold) / calibration (temperature) / test",
                "seed": args.seed, "test_files": [relative_to(data_root, s.path) for s in parts["test"]],
                "test_labels": [s.label for s in parts["test"]],
                "test_sources": [s.source or "unknown" for s in parts["test"]],
-               "test_grades": [s.grade for s in parts["test"]]},
-        metrics=metrics,
+               "test_grades": [s.grade for s in parts["test"]],
+               "test_groups": [s.group for s in parts["test"]],
+               "test_conditions": ["+".join(s.conditions) for s in parts["test"]]},
+        metrics={**metrics, "camera_probe_test_normal_eyes": test_probe},
         gate={"ood_validation_distance_percentiles": {
             str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},
         training={
             "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
             "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
             "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength,
+            "arguments": {k: v for k, v in vars(args).items()},
             "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "keras": keras.__version__, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -282,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     save_model(model, card, output)
     ood.save(ood_path(output))
     print(f"Saved {output} ({output.stat().st_size / 2**20:.1f} MB) with its card; "
-          f"temperature {temperature:.2f}; {time.time() - started:.0f} s in all")
+          f"temperature {calibration['temperature']:.2f}; {time.time() - started:.0f} s in all")
     return 0
 
 

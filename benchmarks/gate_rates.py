@@ -24,11 +24,9 @@ import numpy as np  # noqa: E402
 
 
 def distances(classifier, images: list[np.ndarray]) -> np.ndarray:
-    from clarityx.preprocess import prepare
-
     out = []
     for i in range(0, len(images), 32):
-        pixels = np.stack([prepare(im, classifier.size) for im in images[i:i + 32]])
+        pixels = np.stack([classifier.prepare(im) for im in images[i:i + 32]])
         out += [p.embedding for p in classifier.predict(pixels)]
     return classifier.ood.distance(np.stack(out))
 

@@ -37,10 +37,9 @@ import time, json, resource, sys
 t0 = time.perf_counter()
 from clarityx.inference import Classifier
 from clarityx.imageio import load_image
-from clarityx.preprocess import prepare
 c = Classifier(sys.argv[1], warm_up=False)
 t1 = time.perf_counter()
-c.predict(prepare(load_image(sys.argv[2]), c.size)[None])
+c.predict(c.prepare(load_image(sys.argv[2]))[None])
 t2 = time.perf_counter()
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"load": t1 - t0, "first": t2 - t0, "rss_mb": rss_mb}))
@@ -144,7 +143,6 @@ def main() -> None:
 
     from clarityx.imageio import load_image
     from clarityx.inference import Classifier, default_model_path
-    from clarityx.preprocess import prepare
 
     model_path = Path(args.model) if args.model else default_model_path()
     images = bench_images(args.images, args.batch_images)
@@ -161,7 +159,7 @@ def main() -> None:
 
     classifier = Classifier(model_path)
     model = keras.saving.load_model(model_path, compile=False)
-    x = prepare(load_image(images[0]), classifier.size)[None]
+    x = classifier.prepare(load_image(images[0]))[None]
     xf = x.astype("float32")
     model.predict(xf, verbose=0)
     naive_gradcam(model, xf)
@@ -178,7 +176,7 @@ def main() -> None:
     print(f"  compiled   {fmt(fast)}")
     print(f"  naive      {fmt(naive)}   ratio {naive['median'] / fast['median']:.1f}x")
 
-    pixels = np.stack([prepare(load_image(p), classifier.size) for p in images])
+    pixels = np.stack([classifier.prepare(load_image(p)) for p in images])
 
     def batched():
         for i in range(0, len(pixels), 16):

@@ -12,18 +12,17 @@ CARD_SUFFIX = ".card.json"
 
 LIMITATIONS = [
     "A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule disease out.",
-    "Knows four classes only (normal, cataract, diabetic retinopathy, glaucoma). Other conditions — "
-    "macular degeneration, retinal detachment, hypertensive retinopathy, tumours — are not recognised "
-    "and may be called 'normal'.",
+    "Knows six classes (normal, cataract, diabetic retinopathy, glaucoma, age-related macular degeneration, "
+    "pathological myopia). Other conditions — hypertensive retinopathy, vein occlusion, epiretinal membrane, "
+    "retinal detachment, tumours — are not recognised and may be called 'normal'; the card says how often.",
     "Trained on public research photos from a few cameras and hospitals (ODIR-5K, EyePACS and others); "
     "accuracy on other cameras, smartphone adapters and populations is unknown and likely lower.",
-    "In the training data each class comes mostly from one source, so the model may partly recognise "
-    "the camera rather than the disease; augmentation and the mixed-source normal class reduce, but do "
-    "not remove, that risk.",
-    "Diabetic retinopathy is detected as present or absent, not graded; early (mild) retinopathy is "
-    "often missed.",
-    "Probabilities are calibrated on the validation split of the same data; they are not calibrated "
-    "for other populations.",
+    "The model can still tell the camera apart (see the camera probe in the card): some of what it learned "
+    "may be the camera rather than the disease.",
+    "Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is flagged at a "
+    "threshold chosen for 90% sensitivity on validation photos, and mild retinopathy is often missed.",
+    "Probabilities are calibrated on held-out photos of the same data; they are not calibrated for other "
+    "populations.",
 ]
 
 
@@ -58,9 +57,14 @@ class ModelCard:
     initialisation: str
     version: str = "0"
     temperature: float = 1.0
+    log_prior_correction: list[float] | None = None  # undoes class weighting (see metrics.apply_temperature)
+    contrast: str = "none"                            # preprocess.prepare's camera normalisation
+    dr_threshold: float | None = None                 # P(DR) from which referable DR is flagged
+    calibration: dict = field(default_factory=dict)
     intended_use: str = (
         "Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
-        "each class. Not a diagnosis; it cannot rule disease out.")
+        "each class and flags possible referable diabetic retinopathy. Not a diagnosis; it cannot rule "
+        "disease out.")
     limitations: list[str] = field(default_factory=lambda: list(LIMITATIONS))
     data: dict = field(default_factory=dict)
     audit: dict = field(default_factory=dict)

@@ -23,38 +23,94 @@ def gate_lines(gate: dict) -> list[str]:
             f"- Measured by `{gate.get('command', 'benchmarks/gate_rates.py')}`"]
 
 
+def _ci(interval) -> str:
+    return "" if not interval else f" [{100 * interval[0]:.1f}–{100 * interval[1]:.1f}]"
+
+
+def _ci3(interval) -> str:
+    return "" if not interval else f" [{interval[0]:.3f}–{interval[1]:.3f}]"
+
+
+def _mapping_lines(mapping: dict) -> list[str]:
+    return ["| ODIR-5K keyword | condition | DR grade |", "|---|---|---|"] + [
+        f"| {k} | {v['condition']} | {'' if v['dr_grade'] is None else v['dr_grade']} |" for k, v in mapping.items()]
+
+
+def test_lines(test: dict, classes: list[str]) -> list[str]:
+    """The held-out test section: headline figures with intervals, per class, per source, DR."""
+    ci = test.get("intervals", {})
+    auc = test.get("macro_roc_auc")
+    lines = [f"{test['n']} eyes of the model's classes that it never saw in any form (patients and "
+             "near-duplicates kept whole). 95% intervals: patient-level bootstrap.", "",
+             f"- Accuracy {_pct(test['accuracy'])}{_ci(ci.get('accuracy'))}, macro-F1 {test['macro_f1']:.3f}"
+             f"{_ci3(ci.get('macro_f1'))}, macro ROC-AUC {'–' if auc is None else f'{auc:.3f}'}, "
+             f"ECE {test['ece']:.3f}{_ci3(ci.get('ece'))}", "",
+             "| class | precision | recall (95% CI) | F1 | ROC-AUC | n |", "|---|---|---|---|---|---|"]
+    for c, m in test["per_class"].items():
+        lines.append(f"| {c} | {_pct(m['precision'])} | {_pct(m['recall'])}{_ci(ci.get('recall', {}).get(c))} | "
+                     f"{m['f1']:.3f} | {test['roc_auc_ovr'].get(c, float('nan')):.3f} | {m['support']} |")
+    lines += ["", "Confusion matrix (rows: truth, columns: prediction):", "",
+              "| | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, test["confusion_matrix"])]
+    lines.append("")
+    if test.get("by_source"):
+        lines += ["Per source:", ""]
+        for src, m in test["by_source"].items():
+            normal = (f"; normal eyes called normal {_pct(m['normal_accuracy'])}{_ci(m['normal_accuracy_ci'])} "
+                      f"of {m['normal_eyes']}" if "normal_accuracy" in m else "")
+            lines.append(f"- {src}: accuracy {_pct(m['accuracy'])} on {m['n']} eyes{normal}")
+        lines.append("")
+    rd = test.get("referable_dr")
+    if rd:
+        lines += [f"Referable diabetic retinopathy ({rd['definition']}), flagged when P(diabetic retinopathy) ≥ "
+                  f"{rd['threshold']:.3f} (threshold chosen on validation photos for sensitivity ≥ 90%):", "",
+                  f"- Sensitivity {_pct(rd['sensitivity'])}{_ci(rd['sensitivity_ci'])} of {rd['positives']}, "
+                  f"specificity {_pct(rd['specificity'])}{_ci(rd['specificity_ci'])} of {rd['negatives']}",
+                  "- Flagged per grade: " + ", ".join(f"grade {g}: {_pct(m['flagged'])} of {m['n']}"
+                                                      for g, m in rd["flagged_by_grade"].items()), ""]
+    of = test.get("other_findings")
+    if of:
+        lines += [f"Eyes with only findings the model has no class for ({of['n']}): called normal with p ≥ 0.8 in "
+                  f"{_pct(of['called_normal_p_ge_0.8'])}{_ci(of['called_normal_p_ge_0.8_ci'])}; top answers "
+                  f"{of['top_class']}.", ""]
+    mc = test.get("multiple_conditions")
+    if mc:
+        lines += [f"Eyes with two of the model's conditions ({mc['n']}): the top answer is one of them in "
+                  f"{_pct(mc['top_is_one_of_its_conditions'])}.", ""]
+    return lines
+
+
 def render(card) -> str:
+    cal = card.calibration or {}
     lines = [f"# Model card: {card.name}", "",
              f"**Intended use.** {card.intended_use}", "",
              "## Model", "",
              f"- Classes: {', '.join(card.classes)}",
-             f"- Input: {card.input_size}×{card.input_size} RGB, field-of-view crop (clarityx.preprocess.prepare)",
+             f"- Input: {card.input_size}×{card.input_size} RGB, field-of-view crop, camera normalisation "
+             f"`{card.contrast}` (clarityx.preprocess.prepare)",
              f"- Architecture: {card.architecture}",
              f"- Initialisation: {card.initialisation}",
-             f"- Temperature (fitted on validation, applied at inference): {card.temperature:.3f}", ""]
+             f"- Calibration: temperature {card.temperature:.3f}"
+             + (f" after undoing the class weighting ({cal.get('class_weight')}) as a prior correction"
+                if card.log_prior_correction else "")
+             + f", fitted on the {cal.get('fitted_on', 'validation split')}"]
+    if card.dr_threshold is not None:
+        lines.append(f"- Referable-DR operating threshold: P(diabetic retinopathy) ≥ {card.dr_threshold:.3f} "
+                     f"({cal.get('dr_threshold_chosen_on', 'validation')})")
+    lines.append("")
     test = card.metrics.get("test")
     if test:
-        lines += ["## Held-out test metrics", "",
-                  f"{test['n']} images never seen in training in any form (near-duplicates grouped).", "",
-                  f"- Accuracy {_pct(test['accuracy'])}, macro-F1 {test['macro_f1']:.3f}, "
-                  f"macro ROC-AUC {test['macro_roc_auc']:.3f}, ECE {test['ece']:.3f}", "",
-                  "| class | precision | recall | F1 | ROC-AUC | n |", "|---|---|---|---|---|---|"]
-        for c, m in test["per_class"].items():
-            lines.append(f"| {c} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | "
-                         f"{test['roc_auc_ovr'].get(c, float('nan')):.3f} | {m['support']} |")
-        lines += ["", "Confusion matrix (rows: truth, columns: prediction):", "",
-                  "| | " + " | ".join(card.classes) + " |", "|---" * (len(card.classes) + 1) + "|"]
-        for c, row in zip(card.classes, test["confusion_matrix"]):
-            lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
-        lines.append("")
-    by_source = card.metrics.get("test_by_source")
-    if by_source:
-        lines += ["Per source (test):", ""]
-        lines += [f"- {src}: accuracy {_pct(m['accuracy'])} on {m['n']} images {m['labels']}"
-                  for src, m in by_source.items()]
-        lines.append("")
+        lines += ["## Held-out test metrics", "", *test_lines(test, card.classes)]
+        before = card.metrics.get("test_ece_before_calibration")
+        if before is not None:
+            lines += [f"ECE before calibration (raw softmax of the weighted model): {before:.3f}.", ""]
+        probe = card.metrics.get("camera_probe_test_normal_eyes")
+        if probe:
+            lines += [f"Camera probe: a linear classifier tells ODIR from EyePACS among {probe['n']} normal test "
+                      f"eyes from the model's embedding with balanced accuracy {probe['balanced_accuracy']:.3f} "
+                      "(0.5 = the camera cannot be read).", ""]
     if card.comparison:
-        lines += ["## Runs compared (same split; the bundled run was chosen on validation macro-F1)", "",
+        lines += ["## Runs compared (the bundled run was chosen on validation macro-F1)", "",
                   "| run | kind | validation macro-F1 | test macro-F1 | test accuracy | lowest recall | notes |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['run']} | {r.get('kind', '')} | {r.get('validation_macro_f1', float('nan')):.3f} | "
@@ -66,11 +122,20 @@ def render(card) -> str:
         lines += ["## Gate (refusing photos that cannot be graded)", "", *gate, ""]
     lines += ["## Data", ""]
     for k, v in card.data.items():
+        if k == "label_mapping":
+            continue
         if isinstance(v, list):
             lines += [f"- {k.replace('_', ' ')}:"] + [f"  - {item}" for item in v]
         else:
             lines.append(f"- {k.replace('_', ' ')}: {v}")
+    if card.data.get("label_mapping"):
+        lines += ["", "### How ODIR-5K's per-eye keywords become labels", "",
+                  "An eye is labelled by its own keywords (never the patient-level flags). One condition → that "
+                  "class (other findings beside it do not change it); two conditions → `multiple_conditions`; "
+                  "only findings not listed here (or a suspicion) → `other_findings`. Neither of the last two is "
+                  "trained on; their test eyes are reported above.", "",
+                  *_mapping_lines(card.data["label_mapping"])]
     lines += ["", "## Audit", ""] + [f"- {k}: {v}" for k, v in card.audit.items()]
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.limitations]
-    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items()]
+    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items() if k != "arguments"]
     return "\n".join(lines) + "\n"

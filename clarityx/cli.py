@@ -15,6 +15,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from clarityx.datasets import EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
+
 DISCLAIMER = "Screening aid, not a diagnosis: see an eye doctor about any concern."
 
 
@@ -75,7 +77,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             try:
                 rgb, failed = decode(path)
                 if not failed:
-                    pixels, failed = gate_and_prepare(rgb, classifier.size)
+                    pixels, failed = gate_and_prepare(rgb, classifier)
             except Exception as exc:  # one bad file never stops the run
                 failed = Result("error", f"{type(exc).__name__}: {exc}")
             if failed:
@@ -102,14 +104,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from clarityx.audit import audit
-    from clarityx.datasets import load_dataset
+    from clarityx.datasets import load_datasets
 
     try:
-        samples = load_dataset(args.data, args.layout)
+        samples, repeats = load_datasets(args.data, args.layout, args.group_pattern or None)
     except (FileNotFoundError, ValueError) as exc:
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
-    report = audit(samples, root=str(args.data))
+    if repeats:
+        print(f"{repeats} photos reached through two datasets were read once", file=sys.stderr)
+    report = audit(samples, root=" + ".join(args.data))
     print(report.to_json() if args.json else report.summary())
     if args.output:
         Path(args.output).write_text(report.to_json())
@@ -162,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("audit", help="find duplicates, conflicting labels and augmented copies in a dataset")
-    s.add_argument("data", help="dataset folder or manifest CSV")
-    s.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"])
+    s.add_argument("data", nargs="+", help="dataset folders or manifest CSVs (several are read as one)")
+    s.add_argument("--layout", choices=LAYOUTS)
+    s.add_argument("--group-pattern", default=EYE_PAIR_PATTERN,
+                   help="folder datasets: regex whose first group names the patient ('' for none)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--output", help="also write the JSON report here")
     s.set_defaults(func=cmd_audit)
@@ -173,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model")
     s.add_argument("--files", choices=["card-test", "all"], default="card-test",
                    help="card-test: the test split recorded in the model card; all: every image")
-    s.add_argument("--layout", choices=["folders", "aptos", "glaucoma", "manifest"])
+    s.add_argument("--layout", choices=LAYOUTS)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--json", action="store_true")
     s.add_argument("--confusion-html", help="write the confusion matrix as a self-contained plotly HTML file")

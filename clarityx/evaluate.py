@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.datasets import Sample, load_dataset
+from clarityx.datasets import REPORTED_APART, Sample, load_dataset
 from clarityx.inference import Classifier
-from clarityx.metrics import classification_report
-from clarityx.pipeline import decode
+from clarityx.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
+                              sensitivity_specificity)
 from clarityx.gate import check_embedding, check_image
-from clarityx.preprocess import prepare
+from clarityx.pipeline import decode
 
 
 def card_test_samples(classifier: Classifier, data: str | Path) -> list[Sample]:
@@ -24,19 +24,24 @@ def card_test_samples(classifier: Classifier, data: str | Path) -> list[Sample]:
     files = split.get("test_files") or []
     if not files:
         raise ValueError("the model card records no test files; use --files all")
-    sources = split.get("test_sources") or [None] * len(files)
-    grades = split.get("test_grades") or [None] * len(files)
-    return [Sample(Path(data) / f, label, source=src, grade=grade)
-            for f, label, src, grade in zip(files, split["test_labels"], sources, grades)]
+    n = len(files)
+    sources = split.get("test_sources") or [None] * n
+    grades = split.get("test_grades") or [None] * n
+    groups = split.get("test_groups") or [None] * n
+    conditions = split.get("test_conditions") or [""] * n
+    return [Sample(Path(data) / f, label, source=src, grade=grade, group=group,
+                   conditions=tuple(c for c in cond.split("+") if c))
+            for f, label, src, grade, group, cond in zip(files, split["test_labels"], sources, grades,
+                                                          groups, conditions)]
 
 
 def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
-             layout: str | None = None, batch_size: int = 32) -> dict:
+             layout: str | None = None, batch_size: int = 32, rounds: int = 1000) -> dict:
     samples = card_test_samples(classifier, data) if files == "card-test" else load_dataset(data, layout)
-    samples = [s for s in samples if s.label in classifier.classes]
-    if not samples:
+    samples = [s for s in samples if s.label in classifier.classes or s.label in REPORTED_APART]
+    if not any(s.label in classifier.classes for s in samples):
         raise ValueError("no labelled images of the model's classes found")
-    labels, probs, sources, grades, gate_reasons, unreadable = [], [], [], [], Counter(), []
+    kept, probs, embeddings, gate_reasons, unreadable = [], [], [], Counter(), []
     for start in range(0, len(samples), batch_size):
         batch, pixels = [], []
         for s in samples[start:start + batch_size]:
@@ -48,7 +53,7 @@ def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
             if rejection:
                 gate_reasons[rejection.reason] += 1
             batch.append((s, rejection is not None))
-            pixels.append(prepare(rgb, classifier.size))
+            pixels.append(classifier.prepare(rgb))
         if not pixels:
             continue
         for (s, gated), p in zip(batch, classifier.predict(np.stack(pixels))):
@@ -56,28 +61,24 @@ def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
                 rejection = check_embedding(classifier, p.embedding)
                 if rejection:
                     gate_reasons[rejection.reason] += 1
-            labels.append(classifier.classes.index(s.label))
+            kept.append(s)
             probs.append(p.probabilities)
-            sources.append(s.source or "unknown")
-            grades.append(-1 if s.grade is None else s.grade)
-    y, p = np.array(labels), np.array(probs)
-    report = classification_report(p, y, classifier.classes)
-    src = np.array(sources)
-    report["by_source"] = {
-        name: {"n": int((src == name).sum()), "accuracy": float((p[src == name].argmax(1) == y[src == name]).mean())}
-        for name in sorted(set(sources))}
-    if "diabetic_retinopathy" in classifier.classes and any(g >= 0 for g in grades):
-        # The model detects DR, it does not grade it: report how often each grade is flagged.
-        dr = classifier.classes.index("diabetic_retinopathy")
-        g = np.array(grades)
-        report["dr_flagged_by_grade"] = {
-            str(k): {"n": int((g == k).sum()), "flagged": float((p[g == k].argmax(1) == dr).mean())}
-            for k in sorted(set(g[g >= 0]))}
-    report["gate"] = {"refused": int(sum(gate_reasons.values())), "of": len(labels),
+            embeddings.append(p.embedding)
+    report = screening_report(
+        np.array(probs), [s.label for s in kept], classifier.classes,
+        sources=[s.source or "unknown" for s in kept], grades=[s.grade for s in kept],
+        groups=[s.group or str(s.path) for s in kept], conditions=[s.conditions for s in kept],
+        dr_threshold=classifier.card.dr_threshold, rounds=rounds)
+    report["camera_probe_test_normal_eyes"] = camera_probe(np.array(embeddings), kept)
+    report["gate"] = {"refused": int(sum(gate_reasons.values())), "of": len(kept),
                       "reasons": dict(gate_reasons)}
     report["unreadable"] = unreadable
     report["model"] = str(classifier.path)
     return report
+
+
+def _fmt(interval) -> str:
+    return f"[{interval[0]:.3f}–{interval[1]:.3f}]"
 
 
 def format_report(r: dict) -> str:
@@ -88,10 +89,34 @@ def format_report(r: dict) -> str:
         lines.append(f"{c:24s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
                      f"{r['roc_auc_ovr'].get(c, float('nan')):6.3f} {m['support']:5d}")
     lines.append("confusion matrix (rows truth, columns prediction): " + str(r["confusion_matrix"]))
+    ci = r.get("intervals", {})
+    if ci:
+        lines.append(f"95% intervals (patient bootstrap): accuracy {_fmt(ci['accuracy'])}, "
+                     f"macro-F1 {_fmt(ci['macro_f1'])}, ECE {_fmt(ci['ece'])}")
+        lines += [f"  recall {c}: {r['per_class'][c]['recall']:.3f} {_fmt(v)}" for c, v in ci["recall"].items()]
     for name, m in r["by_source"].items():
-        lines.append(f"source {name}: accuracy {m['accuracy']:.3f} on {m['n']}")
-    for grade, m in r.get("dr_flagged_by_grade", {}).items():
-        lines.append(f"DR grade {grade}: flagged as diabetic_retinopathy in {m['flagged']:.1%} of {m['n']}")
+        normal = (f"; normal eyes {m['normal_accuracy']:.3f} {_fmt(m['normal_accuracy_ci'])} of {m['normal_eyes']}"
+                  if "normal_accuracy" in m else "")
+        lines.append(f"source {name}: accuracy {m['accuracy']:.3f} on {m['n']}{normal}")
+    rd = r.get("referable_dr")
+    if rd:
+        lines.append(f"referable DR (grade >= 2) at P(DR) >= {rd['threshold']:.3f}: sensitivity "
+                     f"{rd['sensitivity']:.3f} {_fmt(rd['sensitivity_ci'])} of {rd['positives']}, specificity "
+                     f"{rd['specificity']:.3f} {_fmt(rd['specificity_ci'])} of {rd['negatives']}")
+        for grade, m in rd["flagged_by_grade"].items():
+            lines.append(f"  DR grade {grade}: flagged in {m['flagged']:.1%} of {m['n']}")
+    of = r.get("other_findings")
+    if of:
+        lines.append(f"eyes with other findings only: {of['called_normal_p_ge_0.8']:.1%} "
+                     f"{_fmt(of['called_normal_p_ge_0.8_ci'])} of {of['n']} called normal with p >= 0.8")
+    mc = r.get("multiple_conditions")
+    if mc:
+        lines.append(f"eyes with two conditions: top answer one of them in {mc['top_is_one_of_its_conditions']:.1%} "
+                     f"of {mc['n']}")
+    probe = r.get("camera_probe_test_normal_eyes")
+    if probe:
+        lines.append(f"camera probe (normal eyes, ODIR vs EyePACS from the embedding): balanced accuracy "
+                     f"{probe['balanced_accuracy']:.3f} on {probe['n']} (0.5 = camera not readable)")
     g = r["gate"]
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
     return "\n".join(lines)
@@ -106,3 +131,124 @@ def confusion_figure(report: dict, classes: list[str]):
     fig.update_layout(title=f"Confusion matrix — {report['n']} photos, macro-F1 {report['macro_f1']:.3f}",
                       xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
     return fig
+
+
+def _ci(statistic, n: int, groups, rounds: int) -> list[float]:
+    from clarityx.metrics import bootstrap_interval
+    return list(bootstrap_interval(statistic, n, groups, rounds))
+
+
+def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *,
+                     sources: list[str], grades: list[int | None], groups: list[str],
+                     conditions: list[tuple[str, ...]], dr_threshold: float | None,
+                     rounds: int = 1000) -> dict:
+    """Every headline figure of a model card, with patient-level bootstrap 95% intervals.
+
+    Parameters
+    ----------
+    probs : (N, C) calibrated probabilities for every eye, including eyes whose label is not a
+        model class (``other_findings``, ``multiple_conditions``), which are reported apart.
+    labels, sources, grades, groups, conditions : per eye (grade: DR grade 0-4 or None; group:
+        the patient, resampled whole by the bootstrap).
+    dr_threshold : P(diabetic_retinopathy) at or above which an eye is flagged for referable DR
+        (chosen on validation photos); None skips the referable-DR section.
+
+    Returns
+    -------
+    dict with ``classification_report`` keys for the class-labelled eyes plus ``intervals``,
+    ``by_source``, ``referable_dr``, ``other_findings`` and ``multiple_conditions``.
+    """
+    probs = np.asarray(probs, np.float64)
+    labels_a, src, grp = np.array(labels), np.array(sources), np.array(groups)
+    known = np.isin(labels_a, classes)
+    y = np.array([classes.index(label) if k else -1 for label, k in zip(labels, known)])
+    ki = np.flatnonzero(known)
+    report = classification_report(probs[ki], y[ki], classes)
+    pred = probs.argmax(1)
+
+    def on(idx_fn):
+        return lambda b: idx_fn(ki[b])
+
+    def macro_f1(idx):
+        from sklearn.metrics import f1_score
+        return f1_score(y[idx], pred[idx], labels=list(range(len(classes))), average="macro", zero_division=0)
+
+    def recall_of(c):
+        return lambda idx: (pred[idx][y[idx] == c] == c).mean() if (y[idx] == c).any() else np.nan
+
+    intervals = {"accuracy": _ci(on(lambda idx: (pred[idx] == y[idx]).mean()), len(ki), grp[ki], rounds),
+                 "macro_f1": _ci(on(macro_f1), len(ki), grp[ki], rounds),
+                 "ece": _ci(on(lambda idx: expected_calibration_error(probs[idx], y[idx])), len(ki), grp[ki], rounds)}
+    intervals["recall"] = {c: _ci(on(recall_of(i)), len(ki), grp[ki], rounds) for i, c in enumerate(classes)}
+    report["intervals"] = intervals
+
+    normal = classes.index("normal") if "normal" in classes else None
+    by_source = {}
+    for name in sorted(set(src[ki])):
+        idx = ki[src[ki] == name]
+        entry = {"n": int(idx.size), "accuracy": float((pred[idx] == y[idx]).mean()),
+                 "labels": {classes[c]: int((y[idx] == c).sum()) for c in sorted(set(y[idx]))}}
+        if normal is not None and (y[idx] == normal).any():
+            ni = idx[y[idx] == normal]
+            entry["normal_eyes"] = int(ni.size)
+            entry["normal_accuracy"] = float((pred[ni] == normal).mean())
+            entry["normal_accuracy_ci"] = list(bootstrap_interval(
+                lambda b: (pred[ni[b]] == normal).mean(), ni.size, grp[ni], rounds))
+        by_source[name] = entry
+    report["by_source"] = by_source
+
+    if dr_threshold is not None and "diabetic_retinopathy" in classes:
+        dr = classes.index("diabetic_retinopathy")
+        gi = np.array([i for i, g in enumerate(grades) if g is not None], int)
+        g = np.array([grades[i] for i in gi])
+        flagged = probs[gi, dr] >= dr_threshold
+        positive = g >= 2
+        sens, spec = sensitivity_specificity(flagged, positive)
+        report["referable_dr"] = {
+            "threshold": float(dr_threshold), "definition": "grade >= 2 (moderate NPDR or worse)",
+            "positives": int(positive.sum()), "negatives": int((~positive).sum()),
+            "sensitivity": sens, "specificity": spec,
+            "sensitivity_ci": list(bootstrap_interval(
+                lambda b: flagged[b][positive[b]].mean() if positive[b].any() else np.nan, gi.size, grp[gi], rounds)),
+            "specificity_ci": list(bootstrap_interval(
+                lambda b: (~flagged[b][~positive[b]]).mean() if (~positive[b]).any() else np.nan,
+                gi.size, grp[gi], rounds)),
+            "flagged_by_grade": {str(k): {"n": int((g == k).sum()), "flagged": float(flagged[g == k].mean())}
+                                 for k in range(5) if (g == k).any()},
+        }
+
+    other = np.flatnonzero(labels_a == "other_findings")
+    if other.size and normal is not None:
+        confident = (pred[other] == normal) & (probs[other, normal] >= 0.8)
+        report["other_findings"] = {
+            "n": int(other.size),
+            "called_normal_p_ge_0.8": float(confident.mean()),
+            "called_normal_p_ge_0.8_ci": list(bootstrap_interval(
+                lambda b: confident[b].mean(), other.size, grp[other], rounds)),
+            "top_class": {classes[c]: int((pred[other] == c).sum()) for c in sorted(set(pred[other]))}}
+    multi = np.flatnonzero(labels_a == "multiple_conditions")
+    if multi.size:
+        hit = np.array([classes[pred[i]] in conditions[i] for i in multi])
+        report["multiple_conditions"] = {"n": int(multi.size), "top_is_one_of_its_conditions": float(hit.mean())}
+    return report
+
+
+def camera_probe(embeddings: np.ndarray, samples: list[Sample], a: str = "odir", b: str = "eyepacs") -> dict | None:
+    """Can a linear classifier tell camera ``a`` from ``b`` among *normal* eyes from the embedding?
+
+    Balanced accuracy of patient-grouped 5-fold logistic regression: 0.5 means the model's
+    embedding does not carry the camera; 1.0 means it reads the camera perfectly.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    idx = [i for i, s in enumerate(samples) if s.label == "normal" and s.source in (a, b)]
+    src = np.array([samples[i].source == b for i in idx])
+    if len(idx) < 20 or src.sum() < 5 or (~src).sum() < 5:
+        return None
+    groups = [samples[i].group or str(i) for i in idx]
+    pred = cross_val_predict(LogisticRegression(max_iter=3000, class_weight="balanced"), embeddings[idx], src,
+                             groups=groups, cv=GroupKFold(5))
+    return {"n": len(idx), a: int((~src).sum()), b: int(src.sum()),
+            "balanced_accuracy": float(balanced_accuracy_score(src, pred))}

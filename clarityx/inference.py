@@ -60,7 +60,12 @@ class CardedModel:
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Apply the card's temperature to raw model probabilities."""
         from clarityx.metrics import apply_temperature
-        return apply_temperature(probs, self.card.temperature)
+        return apply_temperature(probs, self.card.temperature, self.card.log_prior_correction)
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """The photo as this model sees it (size and camera normalisation from its card)."""
+        from clarityx.preprocess import prepare
+        return prepare(rgb, self.size, self.card.contrast)
 
     def ood_distance(self, embedding: np.ndarray) -> float | None:
         return None if self.ood is None else float(self.ood.distance(embedding)[0])

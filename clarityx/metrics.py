@@ -11,15 +11,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale probabilities as softmax(log p / T). T > 1 softens, T < 1 sharpens."""
-    return softmax(np.log(np.clip(probs, 1e-12, 1.0)) / temperature)
+def apply_temperature(probs: np.ndarray, temperature: float, log_prior_correction=None) -> np.ndarray:
+    """Rescale probabilities as softmax((log p + b) / T). T > 1 softens, T < 1 sharpens.
+
+    ``log_prior_correction`` (b, one per class) undoes the prior shift that class weighting causes:
+    a model trained with weight w_c learns p(c|x)·w_c (up to normalisation), so b_c = −log w_c.
+    """
+    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    if log_prior_correction is not None:
+        logp = logp + np.asarray(log_prior_correction, dtype=np.float64)
+    return softmax(logp / temperature)
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, log_prior_correction=None) -> float:
     """Temperature minimising the negative log-likelihood (golden-section on log T)."""
     def nll(log_t: float) -> float:
-        p = apply_temperature(probs, float(np.exp(log_t)))
+        p = apply_temperature(probs, float(np.exp(log_t)), log_prior_correction)
         return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1.0))))
 
     lo, hi = np.log(0.05), np.log(20.0)
@@ -75,3 +82,45 @@ def classification_report(probs: np.ndarray, labels: np.ndarray, classes: list[s
         "ece": expected_calibration_error(probs, labels),
     }
     return report
+
+
+def bootstrap_interval(statistic, n: int, groups=None, rounds: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(indices)`` over ``n`` items.
+
+    With ``groups`` (one id per item, e.g. the patient), whole groups are resampled, so that two
+    eyes of one person count as the correlated pair they are. Rounds where the statistic is
+    undefined (NaN) are skipped.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(n)
+    groups = np.asarray(groups)
+    ids, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(ids))]
+    values = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(ids), len(ids))
+        v = statistic(np.concatenate([members[k] for k in pick]))
+        if v is not None and np.isfinite(v):
+            values.append(v)
+    if not values:
+        return (float("nan"), float("nan"))
+    lo, hi = np.percentile(values, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def threshold_for_sensitivity(scores: np.ndarray, positive: np.ndarray, sensitivity: float = 0.9) -> float:
+    """The highest threshold on ``scores`` that flags at least ``sensitivity`` of the positives."""
+    pos = np.sort(np.asarray(scores)[np.asarray(positive, bool)])
+    if pos.size == 0:
+        raise ValueError("no positives to set a threshold on")
+    k = int(np.floor((1 - sensitivity) * pos.size + 1e-9))  # misses allowed (float-safe)
+    return float(pos[min(k, pos.size - 1)])
+
+
+def sensitivity_specificity(flagged: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    flagged, positive = np.asarray(flagged, bool), np.asarray(positive, bool)
+    sens = float(flagged[positive].mean()) if positive.any() else float("nan")
+    spec = float((~flagged[~positive]).mean()) if (~positive).any() else float("nan")
+    return sens, spec

@@ -11,8 +11,7 @@ import numpy as np
 from clarityx.errors import ImageRejected
 from clarityx.gate import Rejection, check_image, check_embedding
 from clarityx.imageio import Source, load_image
-from clarityx.inference import Classifier, Prediction
-from clarityx.preprocess import prepare
+from clarityx.inference import CardedModel, Classifier, Prediction
 
 
 @dataclass
@@ -51,11 +50,11 @@ def decode(source: Source) -> tuple[np.ndarray | None, Result | None]:
         return None, Result("rejected", str(exc), type(exc).__name__)
 
 
-def gate_and_prepare(rgb: np.ndarray, size: int) -> tuple[np.ndarray | None, Result | None]:
+def gate_and_prepare(rgb: np.ndarray, classifier: CardedModel) -> tuple[np.ndarray | None, Result | None]:
     rejection = check_image(rgb)
     if rejection:
         return None, rejected(rejection, rgb)
-    return prepare(rgb, size), None
+    return classifier.prepare(rgb), None
 
 
 def finish(classifier: Classifier, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction) -> Result:
@@ -70,7 +69,7 @@ def analyse(classifier: Classifier, source: Source, explain: bool = True) -> Res
     rgb, failed = decode(source)
     if failed:
         return failed
-    pixels, failed = gate_and_prepare(rgb, classifier.size)
+    pixels, failed = gate_and_prepare(rgb, classifier)
     if failed:
         return failed
     prediction = classifier.explain(pixels) if explain else classifier.predict(pixels[None])[0]

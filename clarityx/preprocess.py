@@ -3,6 +3,11 @@
 :func:`prepare` crops a fundus photo to its circular field of view (removing the
 dark border, which varies between cameras) and resizes it to the model's input.
 Keeping it in one place means the model sees the same pixels everywhere.
+
+Optionally it also evens out what differs between cameras (``contrast``): Ben
+Graham's local-average subtraction (his Kaggle DR winner: subtract a blurred copy,
+leaving vessels and lesions on a neutral grey) or CLAHE on the lightness channel.
+The model's card names the one it was trained with, and every caller passes it on.
 """
 from __future__ import annotations
 
@@ -69,14 +74,51 @@ def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=interp)
 
 
-def prepare(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Photo → model input: field-of-view crop, square pad, resize. uint8 ``(size, size, 3)``.
+CONTRASTS = ("none", "ben_graham", "clahe")
 
-    The model itself scales pixels, so this returns plain 0..255 RGB.
+
+def local_average_subtraction(rgb: np.ndarray, sigma_fraction: float = 1 / 30) -> np.ndarray:
+    """Ben Graham's normalisation: ``4·(image − Gaussian blur) + 128`` inside the field of view,
+    black outside. Removes each camera's colour cast and illumination fall-off."""
+    _check_rgb(rgb)
+    img = rgb.astype(np.float32)
+    blurred = cv2.GaussianBlur(img, (0, 0), max(1.0, sigma_fraction * rgb.shape[0]))
+    out = np.clip(4 * (img - blurred) + 128, 0, 255).astype(np.uint8)
+    out[~fov_mask(rgb)] = 0
+    return out
+
+
+def clahe(rgb: np.ndarray, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of the L channel (LAB), colour kept."""
+    _check_rgb(rgb)
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def prepare(rgb: np.ndarray, size: int, contrast: str = "none") -> np.ndarray:
+    """Photo → model input: field-of-view crop, square pad, resize, then ``contrast``.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 photo.
+    size : side of the square output, at least 32.
+    contrast : ``"none"``, ``"ben_graham"`` (:func:`local_average_subtraction`) or ``"clahe"``.
+
+    Returns
+    -------
+    (size, size, 3) uint8 RGB in 0..255 (the model scales pixels itself).
     """
     if size < 32:
         raise ValueError(f"size must be at least 32, got {size}")
-    return resize_square(crop_to_fov(rgb), size)
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    out = resize_square(crop_to_fov(rgb), size)
+    if contrast == "ben_graham":
+        return local_average_subtraction(out)
+    if contrast == "clahe":
+        return clahe(out)
+    return out
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

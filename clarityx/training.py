@@ -15,6 +15,9 @@ from clarityx.datasets import Sample
 from clarityx.imageio import load_image
 from clarityx.preprocess import prepare
 
+# Bump when prepare() changes what it returns: the decoded-pixel cache is keyed on it.
+PREPROCESS_VERSION = 2
+
 
 def set_seeds(seed: int) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -22,17 +25,18 @@ def set_seeds(seed: int) -> None:
 
 
 def load_pixels(samples: list[Sample], size: int, cache_dir: Path | None = None,
-                threads: int = 4) -> np.ndarray:
+                threads: int = 4, contrast: str = "none") -> np.ndarray:
     """Decode and preprocess every image once: ``(N, size, size, 3)`` uint8, cached on disk."""
     cache = None
     if cache_dir is not None:
-        key = hashlib.sha1(f"{size}|".encode() + "\n".join(str(s.path) for s in samples).encode())
+        key = hashlib.sha1(f"{size}|{contrast}|v{PREPROCESS_VERSION}|".encode()
+                           + "\n".join(str(s.path) for s in samples).encode())
         cache = Path(cache_dir) / f"pixels-{size}-{key.hexdigest()[:16]}.npy"
         if cache.exists():
             return np.load(cache)
 
     def one(sample: Sample) -> np.ndarray:
-        return prepare(load_image(sample.path), size)
+        return prepare(load_image(sample.path), size, contrast)
 
     with ThreadPoolExecutor(threads) as pool:
         pixels = np.stack(list(tqdm(pool.map(one, samples), total=len(samples),
@@ -43,10 +47,13 @@ def load_pixels(samples: list[Sample], size: int, cache_dir: Path | None = None,
     return pixels
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights, mean 1 over the samples."""
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    weights = len(labels) / (num_classes * np.maximum(counts, 1))
+def class_weights(labels: np.ndarray, num_classes: int, mode: str = "inverse") -> dict[int, float]:
+    """Per-class loss weights, mean 1 over the samples: ``inverse`` (1/frequency), ``sqrt``
+    (1/sqrt(frequency): milder, so that the commonest class, normal, is not drowned) or ``none``."""
+    counts = np.maximum(np.bincount(labels, minlength=num_classes).astype(float), 1)
+    power = {"inverse": 1.0, "sqrt": 0.5, "none": 0.0}[mode]
+    weights = counts ** -power
+    weights = weights * len(labels) / float((weights * counts).sum())
     return {i: float(w) for i, w in enumerate(weights)}
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Pick the fine-tuned run with the best *validation* macro-F1, copy it to models/, and write
-every run's held-out numbers into its card (the test split is never used to choose).
+"""Pick the run with the best *validation* macro-F1, copy it to models/, and write every run's
+validation and test numbers into its card (the test split is never used to choose).
 
-    python scripts/bundle.py --to models/NAME.keras --candidates A.keras B.keras [--probes C.keras ...]
+    python scripts/bundle.py --to models/NAME.keras --candidates A.keras [B.keras ...] [--probes C.keras ...]
 """
 import argparse
 import shutil
@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.card import LIMITATIONS, ModelCard, card_path, data_decisions, markdown_path  # noqa: E402
+from clarityx.card import ModelCard, card_path, markdown_path  # noqa: E402
 from clarityx.card_markdown import render  # noqa: E402
 
-SIDECARS = (".ood.npz", ".audit.json")
+SIDECARS = (".ood.npz", ".audit.json", ".split.csv")
 
 
 def row(path: Path, kind: str) -> dict:
@@ -31,7 +31,8 @@ def row(path: Path, kind: str) -> dict:
         "accuracy": test["accuracy"],
         "min_recall": min(m["recall"] for m in test["per_class"].values()),
         "ece": test["ece"],
-        "notes": f"{card.input_size} px, {recipe}; {t.get('total_seconds')} s on 2 CPU cores",
+        "notes": f"{card.input_size} px, contrast {card.contrast}, {recipe}; "
+                 f"{t.get('total_seconds')} s on {t.get('machine', '?')}",
     }
 
 
@@ -55,18 +56,11 @@ def main() -> None:
     card.name = target.stem
     card.comparison = [row(p, "fine-tuned" + (" (bundled)" if p == best else "")) for p in candidates]
     card.comparison += [row(Path(p), "probe") for p in args.probes]
-    card.limitations = card.limitations or list(LIMITATIONS)
-    # Cards of runs that reused a split file: derive what older train.py versions did not record.
-    split_rows = sum(1 for _ in open(best.with_name("split.csv"))) - 1
-    card.audit["dropped"] = card.audit["files"] - split_rows
-    card.data.setdefault("defects_handled", data_decisions(
-        card.data["dr_grade0_policy"], card.data.get("dr_ungraded_policy", "keep"),
-        card.data["pre_made_augmented_copies"] != "excluded"))
     # Re-save through save_model: inference-only file, no optimizer state.
     save_model(keras.saving.load_model(best, compile=False), card, target)
     for suffix in SIDECARS:
-        shutil.copy(best.with_name(best.stem + suffix), target.with_name(target.stem + suffix))
-    shutil.copy(best.with_name("split.csv"), target.with_name(target.stem + ".split.csv"))
+        if best.with_name(best.stem + suffix).exists():
+            shutil.copy(best.with_name(best.stem + suffix), target.with_name(target.stem + suffix))
     markdown_path(target).write_text(render(card))
     print(f"bundled {best} as {target} ({target.stat().st_size / 2**20:.1f} MB)")
     for r in card.comparison:

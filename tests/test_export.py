@@ -26,7 +26,6 @@ def subject(tiny_model_module):
     """The bundled model on real photos when both exist, else the tiny test model on retina copies."""
     from clarityx.imageio import load_image
     from clarityx.inference import Classifier
-    from clarityx.preprocess import prepare
 
     photos = real_photos()
     if DEFAULT_MODEL.is_file() and photos:
@@ -37,7 +36,7 @@ def subject(tiny_model_module):
 
         classifier = Classifier(tiny_model_module)
         images = [np.roll(skimage.data.retina(), 40 * i, axis=1) for i in range(6)]
-    pixels = np.stack([prepare(im, classifier.size) for im in images])
+    pixels = np.stack([classifier.prepare(im) for im in images])
     return classifier, pixels
 
 

@@ -31,3 +31,61 @@ def test_fit_temperature_recovers_the_true_temperature():
     assert t == pytest.approx(2.5, rel=0.1)
     calibrated = apply_temperature(overconfident, t)
     assert expected_calibration_error(calibrated, labels) < expected_calibration_error(overconfident, labels)
+
+
+def test_prior_correction_undoes_class_weighting():
+    from clarityx.training import class_weights
+
+    labels = np.array([0] * 90 + [1] * 10)
+    w = class_weights(labels, 2, "sqrt")
+    assert np.dot([w[0], w[1]], [90, 10]) == pytest.approx(100)   # mean weight 1 over the samples
+    assert w[1] / w[0] == pytest.approx(3.0)                         # sqrt(90 / 10)
+    true = np.array([[0.7, 0.3], [0.2, 0.8]])
+    weighted = true * [w[0], w[1]]
+    weighted /= weighted.sum(1, keepdims=True)                       # what a weighted model learns
+    bias = [-np.log(w[0]), -np.log(w[1])]
+    assert np.allclose(apply_temperature(weighted, 1.0, bias), true)
+
+
+def test_threshold_for_sensitivity_is_the_highest_that_reaches_it():
+    from clarityx.metrics import sensitivity_specificity, threshold_for_sensitivity
+
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.05, 0.15])
+    positive = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    t = threshold_for_sensitivity(scores, positive, 0.9)
+    sens, spec = sensitivity_specificity(scores >= t, positive)
+    assert t == 0.2 and sens == 0.9 and spec == 1.0
+    assert sensitivity_specificity(scores >= t + 1e-9, positive)[0] < 0.9
+
+
+def test_bootstrap_resamples_patients_whole():
+    from clarityx.metrics import bootstrap_interval
+
+    hits = np.array([1, 0] * 50, float)
+    lo, hi = bootstrap_interval(lambda b: hits[b].mean(), 100, rounds=500)
+    assert lo < 0.5 < hi
+    doubled = np.repeat(hits, 2)  # each patient's two eyes agree: 100 patients, not 200 eyes
+    glo, ghi = bootstrap_interval(lambda b: doubled[b].mean(), 200, groups=np.repeat(np.arange(100), 2), rounds=500)
+    ilo, ihi = bootstrap_interval(lambda b: doubled[b].mean(), 200, rounds=500)
+    assert (ghi - glo) > 1.2 * (ihi - ilo)
+
+
+def test_screening_report_on_a_known_case():
+    from clarityx.evaluate import screening_report
+
+    classes = ["normal", "diabetic_retinopathy"]
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.85, 0.15], [0.4, 0.6], [0.3, 0.7]])
+    labels = ["normal", "normal", "diabetic_retinopathy", "diabetic_retinopathy", "other_findings",
+              "other_findings", "multiple_conditions"]
+    grades = [0, 0, 1, 3, 0, None, 2]
+    r = screening_report(probs, labels, classes, sources=["odir", "eyepacs", "odir", "eyepacs", "odir", "odir", "odir"],
+                         grades=grades, groups=[str(i) for i in range(7)],
+                         conditions=[(), (), (), (), (), (), ("cataract", "diabetic_retinopathy")],
+                         dr_threshold=0.5, rounds=50)
+    assert r["n"] == 4 and r["accuracy"] == 1.0
+    assert r["by_source"]["odir"]["normal_accuracy"] == 1.0
+    rd = r["referable_dr"]
+    assert (rd["positives"], rd["negatives"]) == (2, 4)            # grades 3 and 2 / grades 0, 0, 1, 0
+    assert rd["sensitivity"] == 1.0 and rd["specificity"] == 0.75  # the grade-1 eye is flagged
+    assert r["other_findings"]["called_normal_p_ge_0.8"] == 0.5
+    assert r["multiple_conditions"]["top_is_one_of_its_conditions"] == 1.0

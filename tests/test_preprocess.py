@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clarityx.preprocess import crop_to_fov, fov_box, prepare
+from clarityx.preprocess import CONTRASTS, crop_to_fov, fov_box, prepare
 
 
 def off_centre_disc() -> np.ndarray:
@@ -36,3 +36,19 @@ def test_prepare_rejects_wrong_arrays():
         prepare(np.zeros((100, 100), np.uint8), 64)
     with pytest.raises(ValueError):
         prepare(np.zeros((100, 100, 3), np.float32), 64)
+
+
+def test_camera_normalisations_keep_the_contract():
+    from tests.conftest import synthetic_fundus
+
+    photo = synthetic_fundus(300, seed=4)
+    for contrast in CONTRASTS:
+        out = prepare(photo, 96, contrast)
+        assert out.shape == (96, 96, 3) and out.dtype == np.uint8
+    flat = np.zeros((200, 200, 3), np.uint8)
+    cv2.circle(flat, (100, 100), 90, (180, 90, 40), -1)
+    ben = prepare(flat, 128, "ben_graham")
+    assert abs(int(ben[64, 64, 0]) - 128) <= 2 and abs(int(ben[64, 64, 2]) - 128) <= 2  # colour cast removed
+    assert (ben[0, 0] == 0).all()  # outside the field of view stays black
+    with pytest.raises(ValueError, match="contrast"):
+        prepare(photo, 96, "sharpen")

@@ -32,6 +32,9 @@ def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     card = json.loads(out.with_name("tiny.card.json").read_text())
     assert card["classes"] == ["normal", "cataract", "diabetic_retinopathy", "glaucoma"]
     assert card["input_size"] == 64 and card["temperature"] > 0
+    assert card["audit"]["patients_in_two_splits"] == 0
+    assert set(card["data"]["counts"]) == {"train", "validation", "calibration", "test"}
+    assert card["calibration"]["fitted_on"].startswith("calibration") and len(card["log_prior_correction"]) == 4
     test = card["metrics"]["test"]
     assert test["n"] == len(card["split"]["test_files"]) > 0
     assert len(test["confusion_matrix"]) == 4 and 0 <= test["macro_f1"] <= 1
