@@ -10,11 +10,13 @@ in this program's memory. It is never sent to a server, never stored on disk by 
 forgotten when you close the page or load another photo. Usage statistics are switched off.
 
 **What ClarityX does.** It checks that the photo is a gradable fundus photograph, then a neural
-network (EfficientNet-B0 topology) ranks how much it resembles photos of normal eyes, cataract,
-diabetic retinopathy and glaucoma, and a heat map (Grad-CAM) shows which parts of the photo drove
-that answer.
+network (EfficientNet-Lite0) ranks how much it resembles photos of normal eyes, cataract, diabetic
+retinopathy, glaucoma, age-related macular degeneration and pathological myopia, flags possible
+referable diabetic retinopathy, and a heat map (Grad-CAM) shows which parts of the photo drove that
+answer.
 
-**What it does not do.** It does not diagnose, it knows only these four classes, and it was trained
-on public research photos from a few cameras and hospitals. Many eye diseases are invisible to it.
+**What it does not do.** It does not diagnose, it knows only these six classes, and it was trained
+on public research photos from a few cameras and hospitals. Many eye diseases are invisible to it;
+the Model page says how often it called such eyes normal.
 """)
 st.warning(DISCLAIMER)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 GUIDANCE = {
     "normal": (
-        "No signs of cataract, diabetic retinopathy or glaucoma were recognised in this photo.",
+        "No signs of cataract, diabetic retinopathy, glaucoma, macular degeneration or pathological "
+        "myopia were recognised in this photo.",
         "This does not rule eye disease out. Keep up regular eye examinations: every 1–2 years, "
         "and every year if you have diabetes, high blood pressure or a family history of glaucoma.",
         "routine",
@@ -30,7 +31,29 @@ GUIDANCE = {
         "or nausea.",
         "soon",
     ),
+    "age_related_macular_degeneration": (
+        "The photo resembles those of eyes with age-related macular degeneration (wear of the macula, "
+        "the centre of the retina that gives sharp central vision; a leading cause of sight loss after 50).",
+        "See an eye doctor within the next few weeks. Go within a day or two if straight lines look wavy "
+        "or bent, or a dark or blank patch has appeared in the centre of your vision: the wet form can be "
+        "treated, and treatment works best early.",
+        "soon",
+    ),
+    "pathological_myopia": (
+        "The photo resembles those of eyes with pathological (degenerative) myopia: strong short-sightedness "
+        "that stretches and thins the retina.",
+        "See an eye doctor within the next few weeks for a full retinal examination, and then regularly. "
+        "Go urgently (the same day) if you see a shower of new floaters, flashes of light, a curtain over "
+        "part of your vision or sudden distortion: the thinned retina can tear or detach.",
+        "soon",
+    ),
 }
+
+REFERABLE_DR = (
+    "The model also flags possible **referable diabetic retinopathy** (moderate or worse) in this photo: "
+    "its diabetic-retinopathy score ({p:.0%}) is above the level at which, in testing, it found {sens:.0%} of "
+    "such eyes. See an eye doctor within the next few weeks, and tell your diabetes care team."
+)
 
 UNCERTAIN = 0.5
 
@@ -45,6 +68,16 @@ def guidance(top: str, probability: float) -> tuple[str, str, str]:
         action = "Because the result is uncertain, have your eyes checked by an eye doctor. " + action
         urgency = "soon" if urgency == "routine" else urgency
     return meaning, action, urgency
+
+
+def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
+                      sensitivity: float | None) -> str | None:
+    """A flag for possible referable DR when P(DR) reaches the card's operating threshold, whatever
+    the top answer is (a photo can look most like cataract and still show retinopathy)."""
+    p = probabilities.get("diabetic_retinopathy")
+    if threshold is None or p is None or p < threshold:
+        return None
+    return REFERABLE_DR.format(p=p, sens=sensitivity if sensitivity is not None else 0.9)
 
 
 def weak_classes(metrics: dict, below: float = 0.6) -> list[tuple[str, float]]:

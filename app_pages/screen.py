@@ -6,13 +6,14 @@ import hashlib
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance, weak_classes
+from app_pages.guidance import guidance, referable_dr_note, weak_classes
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.inference import overlay
 from clarityx.pipeline import Result, analyse
 
 LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
-          "glaucoma": "Glaucoma"}
+          "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",
+          "pathological_myopia": "Pathological myopia"}
 
 
 def label(name: str) -> str:
@@ -64,6 +65,11 @@ def show_result(result: Result, eye: str) -> None:
         st.plotly_chart(probability_chart(result.ranked), width="stretch")
         box = st.warning if urgency != "routine" else st.info
         box(f"{meaning}\n\n**What to do:** {action}")
+        test = classifier.card.metrics.get("test", {})
+        note = referable_dr_note(dict(result.ranked), classifier.card.dr_threshold,
+                                 test.get("referable_dr", {}).get("sensitivity"))
+        if note:
+            st.warning(note)
         for name, recall in weak_classes(classifier.card.metrics):
             st.caption(f"⚠️ In testing, this model recognised only {recall:.0%} of photos with "
                        f"{label(name).lower()}: a low score for it does not rule it out.")

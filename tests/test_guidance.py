@@ -1,4 +1,4 @@
-from app_pages.guidance import GUIDANCE, guidance, weak_classes
+from app_pages.guidance import GUIDANCE, guidance, referable_dr_note, weak_classes
 
 
 def test_every_class_says_what_to_do_and_uncertainty_raises_urgency():
@@ -15,3 +15,17 @@ def test_weak_classes_from_card_metrics():
     metrics = {"test": {"per_class": {"normal": {"recall": 0.8}, "diabetic_retinopathy": {"recall": 0.33}}}}
     assert weak_classes(metrics) == [("diabetic_retinopathy", 0.33)]
     assert weak_classes({}) == []
+
+
+def test_every_class_of_the_bundled_model_has_guidance():
+    from clarityx.card import ModelCard, card_path
+    from clarityx.inference import default_model_path
+
+    assert set(ModelCard.load(card_path(default_model_path())).classes) <= set(GUIDANCE)
+
+
+def test_referable_dr_is_flagged_from_the_threshold_whatever_the_top_class():
+    probs = {"cataract": 0.6, "diabetic_retinopathy": 0.3, "normal": 0.1}
+    assert "referable diabetic retinopathy" in referable_dr_note(probs, 0.25, 0.91)
+    assert "91%" in referable_dr_note(probs, 0.25, 0.91)
+    assert referable_dr_note(probs, 0.35, 0.91) is None and referable_dr_note(probs, None, None) is None
