@@ -67,3 +67,15 @@ def test_missing_imagenet_weights_fail_clearly(tiny_dataset, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 2
     assert "weights file not found" in proc.stderr
+
+
+def test_a_split_file_from_other_data_is_not_reused_silently(tiny_dataset, tmp_path):
+    import train
+
+    args = train.parse_args(["--data", str(tiny_dataset), "--output", str(tmp_path / "m.keras")])
+    classes, *_ = train.prepare_data(args, None)
+    assert classes == ["normal", "cataract", "diabetic_retinopathy", "glaucoma"]
+    assert (tmp_path / "m.split.csv").is_file()
+    (tiny_dataset / "glaucoma" / "3.png").rename(tiny_dataset / "normal" / "g3.png")  # relabelled since
+    with pytest.raises(SystemExit, match="made from other data or options"):
+        train.prepare_data(args, None)
