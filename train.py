@@ -223,7 +223,8 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
 
     from clarityx import training as T
     from clarityx.evaluate import screening_report
-    from clarityx.metrics import apply_temperature, fit_temperature, threshold_for_sensitivity
+    from clarityx.metrics import (apply_temperature, expected_calibration_error, fit_temperature,
+                                  threshold_for_sensitivity)
 
     bias = [-float(np.log(class_weight[i])) for i in range(len(classes))]
     raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
@@ -248,10 +249,8 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
     if "test" in probs:
         metrics["test"] = report("test", 1000)
         known = [i for i, s in enumerate(parts["test"]) if s.label in classes]
-        uncorrected = apply_temperature(raw["test"][known], 1.0)
-        from clarityx.metrics import expected_calibration_error
         metrics["test_ece_before_calibration"] = expected_calibration_error(
-            uncorrected, np.array([classes.index(parts["test"][i].label) for i in known]))
+            raw["test"][known], np.array([classes.index(parts["test"][i].label) for i in known]))
         print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
     calibration = {"temperature": temperature, "log_prior_correction": bias, "class_weight": args.class_weight,
                    "fitted_on": "calibration split (never used for early stopping)",
@@ -369,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
             "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
             "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength,
-            "arguments": {k: v for k, v in vars(args).items()},
+            "arguments": dict(vars(args)),
             "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "keras": keras.__version__, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="root the card's test files are under")
     ap.add_argument("--target-frr", type=float, default=0.01, help="false-rejection target on validation")
     ap.add_argument("--synthetic", type=int, default=120)
+    ap.add_argument("--front-of-eye", type=int, default=100, help="held-out front-of-eye close-ups")
     ap.add_argument("--write-card", action="store_true", help="store the threshold and rates in the model card")
     args = ap.parse_args()
 
@@ -70,7 +71,7 @@ def main() -> None:
     from clarityx.imageio import load_image
     from clarityx.inference import Classifier
     from clarityx.card import card_path, markdown_path
-    from clarityx.negatives import DEGRADATIONS, degrade, skimage_photos, synthetic
+    from clarityx.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
     from clarityx.split import read_split
 
     classifier = Classifier(args.model)
@@ -92,6 +93,9 @@ def main() -> None:
     nat_reasons = verdicts(classifier, [im for _, im in natural], limit)
     syn_reasons = verdicts(classifier, [im for _, im in synth], limit)
     degraded = {k: verdicts(classifier, [degrade(im, k) for im in test_images[::3]], limit) for k in DEGRADATIONS}
+    rng = np.random.default_rng(777)  # not seed 1, with which the front-of-eye limit was fitted
+    front = verdicts(classifier, [front_of_eye_closeup(rng, int(rng.integers(250, 600)))
+                                  for _ in range(args.front_of_eye)], limit)
 
     results = {
         "ood_threshold": limit,
@@ -101,6 +105,8 @@ def main() -> None:
         "natural_photos_accepted": rate(nat_reasons, accepted=True),
         "synthetic_negatives_accepted": rate(syn_reasons, accepted=True),
         "degraded_caught": {k: rate(v, accepted=False) for k, v in degraded.items()},
+        "front_of_eye_refused": rate(front, accepted=False),
+        "front_of_eye_reasons": dict(Counter(r for r in front if r)),
     }
     print(f"held-out test fundus photos wrongly refused: {results['test_fundus_wrongly_refused']} "
           f"{results['test_refusal_reasons']}")
@@ -111,6 +117,8 @@ def main() -> None:
     by_kind = Counter(n.split(".")[1] for (n, _), r in zip(synth, syn_reasons) if r is None)
     if by_kind:
         print(f"    accepted by kind: {dict(by_kind)}")
+    print(f"front-of-eye close-ups refused:             {results['front_of_eye_refused']} "
+          f"{results['front_of_eye_reasons']}")
     for k, v in results["degraded_caught"].items():
         print(f"degraded test photos caught ({k:6s}):       {v}  {dict(Counter(degraded[k]))}")
 

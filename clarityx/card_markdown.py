@@ -18,6 +18,8 @@ def gate_lines(gate: dict) -> list[str]:
             f"{measured['test_refusal_reasons']}",
             f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
             f"images accepted: {measured['synthetic_negatives_accepted']}",
+            f"- Front-of-eye close-ups refused (held-out generator seed): "
+            f"{measured.get('front_of_eye_refused', 'not measured')} {measured.get('front_of_eye_reasons', '')}",
             "- Degraded test photos caught: " + ", ".join(
                 f"{k} {v}" for k, v in measured["degraded_caught"].items()),
             f"- Measured by `{gate.get('command', 'benchmarks/gate_rates.py')}`"]
@@ -137,5 +139,16 @@ def render(card) -> str:
                   *_mapping_lines(card.data["label_mapping"])]
     lines += ["", "## Audit", ""] + [f"- {k}: {v}" for k, v in card.audit.items()]
     lines += ["", "## Limitations", ""] + [f"- {x}" for x in card.limitations]
-    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items() if k != "arguments"]
+    lines += ["", "## Training", ""] + [f"- {k}: {v}" for k, v in card.training.items()
+                                        if k not in ("arguments", "preprocessing_comparison")]
+    compared = card.training.get("preprocessing_comparison")
+    if compared:
+        lines += ["", "### Camera normalisation compared (cheap proxy, validation photos)", "",
+                  f"Frozen ImageNet Lite0 features → logistic regression; {compared['n_train']} training and "
+                  f"{compared['n_validation']} validation photos (patient-grouped, class-capped). Camera probe: "
+                  "balanced accuracy telling ODIR from EyePACS among normal eyes (0.5 = unreadable).", "",
+                  "| prepare(contrast=…) | validation macro-F1 | validation DR recall | camera probe |",
+                  "|---|---|---|---|"]
+        lines += [f"| {k} | {v['validation_macro_f1']:.3f} | {v['validation_dr_recall']:.3f} | "
+                  f"{v['camera_probe_balanced_accuracy']:.3f} |" for k, v in compared["results"].items()]
     return "\n".join(lines) + "\n"

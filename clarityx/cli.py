@@ -35,6 +35,16 @@ def _load_classifier(model: str | None):
         return None
 
 
+def heatmap_name(path: Path, used: set[str]) -> str:
+    """``STEM.gradcam.png``; photos of one name from different folders get the folder's hash too."""
+    name = f"{path.stem}.gradcam.png"
+    if name in used:
+        import hashlib
+        name = f"{path.stem}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}.gradcam.png"
+    used.add(name)
+    return name
+
+
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -61,6 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     heatmap_dir = Path(args.heatmap_dir) if args.heatmap_dir else None
     if heatmap_dir:
         heatmap_dir.mkdir(parents=True, exist_ok=True)
+    used_names: set[str] = set()
 
     def emit(path: Path, result: Result) -> None:
         if args.json:
@@ -95,7 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 top = classifier.classes.index(result.top)
                 image = overlay(pixels, prediction.cams[top], 0.4)
                 from PIL import Image
-                Image.fromarray(image).save(heatmap_dir / f"{path.stem}.gradcam.png")
+                Image.fromarray(image).save(heatmap_dir / heatmap_name(path, used_names))
             emit(path, result)
     if not args.json:
         print(DISCLAIMER, file=sys.stderr)

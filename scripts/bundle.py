@@ -3,8 +3,10 @@
 validation and test numbers into its card (the test split is never used to choose).
 
     python scripts/bundle.py --to models/NAME.keras --candidates A.keras [B.keras ...] [--probes C.keras ...]
+        [--preprocessing-comparison runs/compare_preprocessing.json]
 """
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -41,6 +43,7 @@ def main() -> None:
     ap.add_argument("--to", required=True)
     ap.add_argument("--candidates", nargs="+", required=True)
     ap.add_argument("--probes", nargs="*", default=[])
+    ap.add_argument("--preprocessing-comparison", help="scripts/compare_preprocessing.py's JSON, for the card")
     args = ap.parse_args()
 
     candidates = [Path(p) for p in args.candidates]
@@ -56,6 +59,8 @@ def main() -> None:
     card.name = target.stem
     card.comparison = [row(p, "fine-tuned" + (" (bundled)" if p == best else "")) for p in candidates]
     card.comparison += [row(Path(p), "probe") for p in args.probes]
+    if args.preprocessing_comparison:
+        card.training["preprocessing_comparison"] = json.loads(Path(args.preprocessing_comparison).read_text())
     # Re-save through save_model: inference-only file, no optimizer state.
     save_model(keras.saving.load_model(best, compile=False), card, target)
     for suffix in SIDECARS:

@@ -55,3 +55,14 @@ def test_python_m_clarityx_runs(tiny_model, fundus_jpeg):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout.strip())
     assert record["status"] == "ok" and record["path"] == str(fundus_jpeg)
+
+
+def test_heatmaps_of_same_named_photos_do_not_overwrite(tiny_model, tmp_path, capsys):
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(synthetic_fundus(300, seed=seed)).save(tmp_path / folder / "1.jpg")
+    heat = tmp_path / "heat"
+    code, out, _ = run_cli(["predict", str(tmp_path / "a"), str(tmp_path / "b"), "--model", str(tiny_model),
+                            "--json", "--heatmap-dir", str(heat)], capsys)
+    assert code == 0 and all(json.loads(line)["status"] == "ok" for line in out.splitlines())
+    assert len(list(heat.glob("*.gradcam.png"))) == 2
