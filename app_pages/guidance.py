@@ -52,7 +52,7 @@ GUIDANCE = {
 REFERABLE_DR = (
     "The model also flags possible **referable diabetic retinopathy** (moderate or worse) in this photo: "
     "its diabetic-retinopathy score ({p:.0%}) is above the level at which, in testing, it found {sens:.0%} of "
-    "such eyes. See an eye doctor within the next few weeks, and tell your diabetes care team."
+    "such eyes{false_alarms}. See an eye doctor within the next few weeks, and tell your diabetes care team."
 )
 
 UNCERTAIN = 0.5
@@ -71,13 +71,17 @@ def guidance(top: str, probability: float) -> tuple[str, str, str]:
 
 
 def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
-                      sensitivity: float | None) -> str | None:
+                      sensitivity: float | None, specificity: float | None = None) -> str | None:
     """A flag for possible referable DR when P(DR) reaches the card's operating threshold, whatever
-    the top answer is (a photo can look most like cataract and still show retinopathy)."""
+    the top answer is (a photo can look most like cataract and still show retinopathy). Says how
+    often the flag was a false alarm in testing, so a flag is read for what it is worth."""
     p = probabilities.get("diabetic_retinopathy")
     if threshold is None or p is None or p < threshold:
         return None
-    return REFERABLE_DR.format(p=p, sens=sensitivity if sensitivity is not None else 0.9)
+    false_alarms = ("" if specificity is None else
+                    f" — but it also flagged {1 - specificity:.0%} of eyes without it, so this is a prompt to "
+                    "get checked, not a finding")
+    return REFERABLE_DR.format(p=p, sens=sensitivity if sensitivity is not None else 0.9, false_alarms=false_alarms)
 
 
 def weak_classes(metrics: dict, below: float = 0.6) -> list[tuple[str, float]]:

@@ -66,8 +66,9 @@ def show_result(result: Result, eye: str) -> None:
         box = st.warning if urgency != "routine" else st.info
         box(f"{meaning}\n\n**What to do:** {action}")
         test = classifier.card.metrics.get("test", {})
+        rd = test.get("referable_dr", {})
         note = referable_dr_note(dict(result.ranked), classifier.card.dr_threshold,
-                                 test.get("referable_dr", {}).get("sensitivity"))
+                                 rd.get("sensitivity"), rd.get("specificity"))
         if note:
             st.warning(note)
         for name, recall in weak_classes(classifier.card.metrics):

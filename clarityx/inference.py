@@ -18,7 +18,7 @@ from clarityx.errors import ModelNotInstalled
 from clarityx.card import ModelCard, card_path
 from clarityx.ood import MahalanobisModel, ood_path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "clarityx_b0_relu6.keras"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "clarityx_lite0.keras"
 MODEL_ENV = "CLARITYX_MODEL"
 
 

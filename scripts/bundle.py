@@ -33,8 +33,8 @@ def row(path: Path, kind: str) -> dict:
         "accuracy": test["accuracy"],
         "min_recall": min(m["recall"] for m in test["per_class"].values()),
         "ece": test["ece"],
-        "notes": f"{card.input_size} px, contrast {card.contrast}, {recipe}; "
-                 f"{t.get('total_seconds')} s on {t.get('machine', '?')}",
+        "notes": f"{card.input_size} px, contrast {card.contrast}, {recipe}; phase 1 {t.get('phase1_seconds')} s, "
+                 f"phase 2 {t.get('phase2_seconds')} s on {t.get('machine', '?')}",
     }
 
 
@@ -64,8 +64,10 @@ def main() -> None:
     # Re-save through save_model: inference-only file, no optimizer state.
     save_model(keras.saving.load_model(best, compile=False), card, target)
     for suffix in SIDECARS:
-        if best.with_name(best.stem + suffix).exists():
-            shutil.copy(best.with_name(best.stem + suffix), target.with_name(target.stem + suffix))
+        source = best.with_name(best.stem + suffix)
+        if suffix == ".split.csv" and not source.exists():  # a run that reused another run's split
+            source = Path(card.training["arguments"]["split_file"])
+        shutil.copy(source, target.with_name(target.stem + suffix))
     markdown_path(target).write_text(render(card))
     print(f"bundled {best} as {target} ({target.stat().st_size / 2**20:.1f} MB)")
     for r in card.comparison:

@@ -29,3 +29,4 @@ def test_referable_dr_is_flagged_from_the_threshold_whatever_the_top_class():
     assert "referable diabetic retinopathy" in referable_dr_note(probs, 0.25, 0.91)
     assert "91%" in referable_dr_note(probs, 0.25, 0.91)
     assert referable_dr_note(probs, 0.35, 0.91) is None and referable_dr_note(probs, None, None) is None
+    assert "flagged 72% of eyes without it" in referable_dr_note(probs, 0.25, 0.91, 0.28)
