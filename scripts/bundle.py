@@ -13,14 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.card import ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.card import ModelCard, card_path, data_decisions, markdown_path  # noqa: E402
 from clarityx.card_markdown import render  # noqa: E402
 
 SIDECARS = (".ood.npz", ".audit.json", ".split.csv")
 
 
-def row(path: Path, kind: str) -> dict:
+def row(path: Path, chosen: bool) -> dict:
     card = ModelCard.load(card_path(path))
+    kind = ("head only" if not card.training.get("phase2_epochs") else "fine-tuned") + (" (bundled)" if chosen else "")
     test, val = card.metrics["test"], card.metrics["validation"]
     t = card.training
     recipe = ("frozen backbone, head only" if not t.get("phase2_epochs")
@@ -57,8 +58,9 @@ def main() -> None:
 
     card = ModelCard.load(card_path(best))
     card.name = target.stem
-    card.comparison = [row(p, "fine-tuned" + (" (bundled)" if p == best else "")) for p in candidates]
-    card.comparison += [row(Path(p), "probe") for p in args.probes]
+    card.comparison = [row(p, p == best) for p in candidates + [Path(p) for p in args.probes]]
+    card.data["defects_handled"] = data_decisions(card.data["dr_grade0_policy"], card.data["dr_ungraded_policy"],
+                                                  card.data["pre_made_augmented_copies"] != "excluded")
     if args.preprocessing_comparison:
         card.training["preprocessing_comparison"] = json.loads(Path(args.preprocessing_comparison).read_text())
     # Re-save through save_model: inference-only file, no optimizer state.
