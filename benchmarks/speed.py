@@ -172,7 +172,7 @@ def main() -> None:
 
     fast = stats(timed(lambda: classifier.explain(x[0]), args.repeats))
     naive = stats(timed(lambda: naive_gradcam(model, xf), args.repeats))
-    print("predict + Grad-CAM (compiled: all 4 classes; naive: top class only)")
+    print("predict + Grad-CAM (compiled: all classes; naive: top class only)")
     print(f"  compiled   {fmt(fast)}")
     print(f"  naive      {fmt(naive)}   ratio {naive['median'] / fast['median']:.1f}x")
 
