@@ -134,7 +134,6 @@ def confusion_figure(report: dict, classes: list[str]):
 
 
 def _ci(statistic, n: int, groups, rounds: int) -> list[float]:
-    from clarityx.metrics import bootstrap_interval
     return list(bootstrap_interval(statistic, n, groups, rounds))
 
 
@@ -192,8 +191,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
             ni = idx[y[idx] == normal]
             entry["normal_eyes"] = int(ni.size)
             entry["normal_accuracy"] = float((pred[ni] == normal).mean())
-            entry["normal_accuracy_ci"] = list(bootstrap_interval(
-                lambda b: (pred[ni[b]] == normal).mean(), ni.size, grp[ni], rounds))
+            entry["normal_accuracy_ci"] = _ci(lambda b: (pred[ni[b]] == normal).mean(), ni.size, grp[ni], rounds)
         by_source[name] = entry
     report["by_source"] = by_source
 
@@ -208,11 +206,10 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
             "threshold": float(dr_threshold), "definition": "grade >= 2 (moderate NPDR or worse)",
             "positives": int(positive.sum()), "negatives": int((~positive).sum()),
             "sensitivity": sens, "specificity": spec,
-            "sensitivity_ci": list(bootstrap_interval(
-                lambda b: flagged[b][positive[b]].mean() if positive[b].any() else np.nan, gi.size, grp[gi], rounds)),
-            "specificity_ci": list(bootstrap_interval(
-                lambda b: (~flagged[b][~positive[b]]).mean() if (~positive[b]).any() else np.nan,
-                gi.size, grp[gi], rounds)),
+            "sensitivity_ci": _ci(lambda b: flagged[b][positive[b]].mean() if positive[b].any() else np.nan,
+                                  gi.size, grp[gi], rounds),
+            "specificity_ci": _ci(lambda b: (~flagged[b][~positive[b]]).mean() if (~positive[b]).any() else np.nan,
+                                  gi.size, grp[gi], rounds),
             "flagged_by_grade": {str(k): {"n": int((g == k).sum()), "flagged": float(flagged[g == k].mean())}
                                  for k in range(5) if (g == k).any()},
         }
@@ -223,8 +220,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         report["other_findings"] = {
             "n": int(other.size),
             "called_normal_p_ge_0.8": float(confident.mean()),
-            "called_normal_p_ge_0.8_ci": list(bootstrap_interval(
-                lambda b: confident[b].mean(), other.size, grp[other], rounds)),
+            "called_normal_p_ge_0.8_ci": _ci(lambda b: confident[b].mean(), other.size, grp[other], rounds),
             "top_class": {classes[c]: int((pred[other] == c).sum()) for c in sorted(set(pred[other]))}}
     multi = np.flatnonzero(labels_a == "multiple_conditions")
     if multi.size:

@@ -36,13 +36,12 @@ def main() -> None:
     ap.add_argument("--out", default="runs/compare_preprocessing.json")
     args = ap.parse_args()
 
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
-    from sklearn.model_selection import GroupKFold, cross_val_predict
-
     import tensorflow as tf
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, recall_score
 
     from clarityx.backbones import build_backbone
+    from clarityx.evaluate import camera_probe
     from clarityx.imageio import load_image
     from clarityx.preprocess import prepare
 
@@ -74,17 +73,12 @@ def main() -> None:
         y_va = np.array([index[s.label] for s in val])
         clf = LogisticRegression(max_iter=3000, class_weight="balanced", C=0.5).fit(f_tr, y_tr)
         pred = clf.predict(f_va)
-        normals = [i for i, s in enumerate(train + val) if s.label == "normal" and s.source in ("odir", "eyepacs")]
-        f_all = np.concatenate([f_tr, f_va])[normals]
-        src = np.array([(train + val)[i].source == "eyepacs" for i in normals])
-        groups = [(train + val)[i].group or str(i) for i in normals]
-        cam = cross_val_predict(LogisticRegression(max_iter=3000, class_weight="balanced"), f_all, src,
-                                groups=groups, cv=GroupKFold(5))
+        probe = camera_probe(np.concatenate([f_tr, f_va]), train + val)
         results[contrast] = {
             "validation_macro_f1": float(f1_score(y_va, pred, average="macro")),
             "validation_dr_recall": float(recall_score(y_va, pred, labels=[index["diabetic_retinopathy"]],
                                                        average="macro")),
-            "camera_probe_balanced_accuracy": float(balanced_accuracy_score(src, cam)),
+            "camera_probe_balanced_accuracy": probe["balanced_accuracy"],
         }
         print(contrast, json.dumps(results[contrast]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
