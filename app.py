@@ -14,4 +14,4 @@ pages = [
     st.Page("app_pages/about.py", title="About & privacy", icon=":material/lock:"),
 ]
 st.navigation(pages).run()
-start_model_loading()  # TensorFlow and the model load in the background; the page is usable at once
+start_model_loading()  # the model loads in the background (ONNX Runtime: well under a second)

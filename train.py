@@ -27,8 +27,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-from clarityx.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
-from clarityx.preprocess import CONTRASTS  # noqa: E402
+from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
+from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,9 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prepare_data(args: argparse.Namespace, classes: list[str]):
     """Read, audit and split the datasets (reusing a split file when it exists and matches)."""
-    from clarityx.audit import audit
-    from clarityx.datasets import REPORTED_APART, drop_ungraded_dr, load_datasets, relabel_dr_grade0
-    from clarityx.split import make_split, read_split, write_split
+    from clarityx.data.audit import audit
+    from clarityx.data.datasets import REPORTED_APART, drop_ungraded_dr, load_datasets, relabel_dr_grade0
+    from clarityx.data.split import make_split, read_split, write_split
 
     samples, repeats = load_datasets(args.data, args.layout, args.group_pattern)
     print(f"{len(samples)} photos ({repeats} reached through two datasets, counted once)")
@@ -142,7 +142,7 @@ def patients_in_two_splits(samples) -> int:
 
 
 def label_mapping_table() -> dict:
-    from clarityx.datasets import ODIR_KEYWORDS
+    from clarityx.data.datasets import ODIR_KEYWORDS
     return {k: {"condition": c or "(photo quality: ignored)", "dr_grade": g} for k, (c, g) in ODIR_KEYWORDS.items()}
 
 
@@ -150,7 +150,7 @@ def train_head(model, x: dict, y: dict, args: argparse.Namespace, class_weight: 
     """Phase 1: the head alone, on frozen-backbone features computed once."""
     import keras
 
-    from clarityx import training as T
+    from clarityx.training import steps as T
 
     backbone, head = model.get_layer("backbone"), model.get_layer("head")
     f_train = T.backbone_features(backbone, x["train"], args.batch_size)
@@ -168,8 +168,8 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
     import keras
     import numpy as np
 
-    from clarityx import training as T
-    from clarityx.augment import augmenter
+    from clarityx.training import steps as T
+    from clarityx.data.augment import augmenter
 
     T.freeze_batchnorm(model)
     T.freeze_first_blocks(model.get_layer("backbone"), args.freeze_blocks)
@@ -221,9 +221,9 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
     validation; then every card figure on validation and, once, on test."""
     import numpy as np
 
-    from clarityx import training as T
-    from clarityx.evaluate import screening_report
-    from clarityx.metrics import (apply_temperature, expected_calibration_error, fit_temperature,
+    from clarityx.training import steps as T
+    from clarityx.training.evaluate import screening_report
+    from clarityx.training.metrics import (apply_temperature, expected_calibration_error, fit_temperature,
                                   threshold_for_sensitivity)
 
     bias = [-float(np.log(class_weight[i])) for i in range(len(classes))]
@@ -273,12 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
-    from clarityx import training as T
-    from clarityx.backbones import BACKBONES, WeightsUnavailable
-    from clarityx.card import ModelCard, data_decisions
-    from clarityx.evaluate import camera_probe
-    from clarityx.model import build_classifier, save_model
-    from clarityx.ood import MahalanobisModel, ood_path
+    from clarityx.training import steps as T
+    from clarityx.model.backbones import BACKBONES, WeightsUnavailable
+    from clarityx.data.audit import data_decisions
+    from clarityx.screening.card import ModelCard
+    from clarityx.training.evaluate import camera_probe
+    from clarityx.model.build import build_classifier, save_model
+    from clarityx.screening.ood import MahalanobisModel, ood_path
 
     T.set_seeds(args.seed)
     classes = args.classes.split(",") if args.classes else None

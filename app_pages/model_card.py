@@ -2,8 +2,8 @@
 import streamlit as st
 
 from app_pages.shared import DISCLAIMER, get_classifier
-from clarityx.card_markdown import gate_lines, test_lines
-from clarityx.evaluate import confusion_figure
+from clarityx.screening.card_markdown import gate_lines, test_lines
+from clarityx.screening.card_markdown import confusion_figure
 
 classifier = get_classifier()
 st.title("The model")

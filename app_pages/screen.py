@@ -8,8 +8,8 @@ import streamlit as st
 
 from app_pages.guidance import guidance, referable_dr_note, weak_classes
 from app_pages.shared import DISCLAIMER, get_classifier
-from clarityx.inference import overlay
-from clarityx.pipeline import Result, analyse
+from clarityx.screening.heatmap import overlay
+from clarityx.screening.pipeline import Result, analyse
 
 LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
           "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",

@@ -6,8 +6,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
 
-from clarityx.errors import ModelNotInstalled
-from clarityx.inference import Classifier, default_model_path
+from clarityx.loader import load_classifier
+from clarityx.screening.engine import CardedModel
+from clarityx.screening.errors import ModelNotInstalled
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye disease out. "
               "See an eye doctor for any concern about your eyes or vision, and go to an emergency "
@@ -15,14 +16,14 @@ DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye 
               "floaters, or a painful red eye.")
 
 
-# Importing TensorFlow holds Python's GIL for seconds (loading its native libraries); a short
-# pause first lets Streamlit send the first page to the browser, so it is interactive at once.
-LOAD_DELAY_S = 0.5
+# Loading a model's native libraries holds Python's GIL for a moment (seconds when it falls back
+# to TensorFlow); a short pause first lets Streamlit send the first page to the browser.
+LOAD_DELAY_S = 0.2
 
 
-def _load() -> Classifier:
+def _load() -> CardedModel:
     time.sleep(LOAD_DELAY_S)
-    return Classifier(default_model_path())
+    return load_classifier()
 
 
 @st.cache_resource(show_spinner=False)
@@ -35,14 +36,19 @@ def start_model_loading() -> None:
     _loader()
 
 
-def get_classifier() -> Classifier | None:
-    """Wait for the model (if still loading); None when no model is installed."""
+def get_classifier() -> CardedModel | None:
+    """Wait for the model (if still loading); None when no model could be loaded. A failed load is
+    not cached: the next page run tries again (say, after the model file was put in place)."""
     future = _loader()
     try:
         if future.done():
             return future.result()
-        with st.spinner("Loading the model (first time after start: a few seconds)…"):
+        with st.spinner("Loading the model…"):
             return future.result()
     except ModelNotInstalled as exc:
         st.error(str(exc))
-        return None
+    except Exception as exc:  # a corrupt or unreadable model file
+        st.error(f"The model could not be loaded ({type(exc).__name__}: {exc}). Reinstall it from a "
+                 "fresh clone of the repository, or point CLARITYX_MODEL at another model.")
+    _loader.clear()
+    return None

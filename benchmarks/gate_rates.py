@@ -33,7 +33,7 @@ def distances(classifier, images: list[np.ndarray]) -> np.ndarray:
 
 def verdicts(classifier, images: list[np.ndarray], limit: float) -> list[str | None]:
     """None when accepted, else the rejection reason (image test first, then the model's)."""
-    from clarityx.gate import check_image
+    from clarityx.screening.gate import check_image
 
     reasons: list[str | None] = [None] * len(images)
     passed = []
@@ -67,12 +67,12 @@ def main() -> None:
     ap.add_argument("--write-card", action="store_true", help="store the threshold and rates in the model card")
     args = ap.parse_args()
 
-    from clarityx.card_markdown import render
-    from clarityx.imageio import load_image
-    from clarityx.inference import Classifier
-    from clarityx.card import card_path, markdown_path
-    from clarityx.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
-    from clarityx.split import read_split
+    from clarityx.screening.card_markdown import render
+    from clarityx.screening.imageio import load_image
+    from clarityx.model.keras_engine import Classifier
+    from clarityx.screening.card import card_path, markdown_path
+    from clarityx.data.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
+    from clarityx.data.split import read_split
 
     classifier = Classifier(args.model)
     split_csv = classifier.path.with_name(classifier.path.stem + ".split.csv")
@@ -81,7 +81,7 @@ def main() -> None:
     val_images = [load_image(s.path) for s in val]
     test_images = [load_image(s.path) for s in test]
 
-    from clarityx.gate import check_image
+    from clarityx.screening.gate import check_image
     val_ok = [im for im in val_images if check_image(im) is None]
     limit = float(np.percentile(distances(classifier, val_ok), 100 * (1 - args.target_frr)))
     print(f"OOD threshold: {limit:.2f} (validation {100 * (1 - args.target_frr):.0f}th percentile, "

@@ -12,6 +12,8 @@ Prints, as median [min-max] over repeats:
 - batch throughput of the CLI path on a folder (batched) vs model.predict per image;
 - peak resident memory of each cold-start process;
 - exported TFLite / ONNX models: size and single-image latency.
+
+Whole process against whole process (what a person waits for): ``benchmarks/whole_process.py``.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ import numpy as np  # noqa: E402
 COLD_FAST = """
 import time, json, resource, sys
 t0 = time.perf_counter()
-from clarityx.inference import Classifier
-from clarityx.imageio import load_image
+from clarityx.model.keras_engine import Classifier
+from clarityx.screening.imageio import load_image
 c = Classifier(sys.argv[1], warm_up=False)
 t1 = time.perf_counter()
 c.predict(c.prepare(load_image(sys.argv[2]))[None])
@@ -49,8 +51,8 @@ COLD_NAIVE = """
 import time, json, resource, sys
 t0 = time.perf_counter()
 import keras
-from clarityx.imageio import load_image
-from clarityx.preprocess import prepare
+from clarityx.screening.imageio import load_image
+from clarityx.screening.preprocess import prepare
 m = keras.saving.load_model(sys.argv[1])
 t1 = time.perf_counter()
 m.predict(prepare(load_image(sys.argv[2]), m.input_shape[1])[None].astype("float32"), verbose=0)
@@ -109,7 +111,7 @@ def naive_gradcam(model, x):
 
 
 def bench_images(folder: str | None, count: int) -> list[Path]:
-    from clarityx.imageio import find_images
+    from clarityx.screening.imageio import find_images
 
     candidates = [Path(folder)] if folder else [ROOT.parent / "shared" / "data" / "eye_diseases"]
     for c in candidates:
@@ -141,8 +143,9 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from clarityx.imageio import load_image
-    from clarityx.inference import Classifier, default_model_path
+    from clarityx.screening.imageio import load_image
+    from clarityx.model.keras_engine import Classifier
+    from clarityx.screening.engine import default_model_path
 
     model_path = Path(args.model) if args.model else default_model_path()
     images = bench_images(args.images, args.batch_images)
@@ -208,29 +211,30 @@ def main() -> None:
 
     if args.skip_export:
         return
-    from clarityx.export import ExportedModel, export
+    from clarityx.loader import load_classifier
+    from clarityx.model.export import export
 
     out_dir = Path(tempfile.mkdtemp())
-    print("exported models (single image)")
+    print("exported models (single image; the ONNX graph also returns every class's Grad-CAM)")
     for fmt_name, quant in [("tflite", None), ("tflite", "float16"), ("tflite", "int8"), ("onnx", None)]:
         path = export(model_path, fmt_name, quant, out_dir / f"m.{quant or 'fp32'}.{fmt_name}")
-        exported = ExportedModel(path)
-        exported.predict(xf)
-        s = stats(timed(lambda: exported.predict(xf), args.repeats))
-        ref = classifier.predict(pixels[:16])
-        probs, _ = exported.predict(pixels[:16])
-        diff = max(abs(a.probabilities - b).max() for a, b in
-                   zip(ref, classifier.calibrate(probs)))
+        exported = load_classifier(path)
+        exported.predict(x)
+        s = stats(timed(lambda: exported.predict(x), args.repeats))
+        diff = max(abs(a.probabilities - b.probabilities).max() for a, b in
+                   zip(classifier.predict(pixels[:16]), exported.predict(pixels[:16])))
         print(f"  {fmt_name:6s} {quant or 'float32':8s} {path.stat().st_size / 2**20:5.1f} MB  {fmt(s)}  "
-              f"max |Δp| vs Keras on 16 photos {diff:.4f}")
+              f"max |Δp| vs Keras on 16 photos {diff:.6f}")
         if fmt_name == "onnx":
+            e = stats(timed(lambda: exported.explain(x[0]), args.repeats))
+            print(f"         predict + Grad-CAM (all classes) {fmt(e)}")
+
             def onnx_batched():
                 for i in range(0, len(pixels), 16):
                     exported.predict(pixels[i:i + 16])
             b = stats([len(pixels) / t for t in timed(onnx_batched, reps)])
             print(f"         batched throughput {b['median']:.1f} img/s [{b['min']:.1f}-{b['max']:.1f}] "
                   f"(Keras compiled: {keras_batched['median']:.1f})")
-
 
 if __name__ == "__main__":
     main()

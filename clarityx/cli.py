@@ -15,21 +15,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from clarityx.datasets import EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
+from clarityx.data.datasets import EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
 
 DISCLAIMER = "Screening aid, not a diagnosis: see an eye doctor about any concern."
 
 
 def _load_classifier(model: str | None):
-    from clarityx.errors import ModelNotInstalled
-    from clarityx.inference import Classifier
+    from clarityx.loader import load_classifier
+    from clarityx.screening.errors import ModelNotInstalled
 
     try:
-        if model and Path(model).suffix in (".onnx", ".tflite"):
-            from clarityx.export import ExportedClassifier
-
-            return ExportedClassifier(model)
-        return Classifier(model)
+        return load_classifier(model)
     except ModelNotInstalled as exc:
         print(f"clarityx: {exc}", file=sys.stderr)
         return None
@@ -53,9 +49,9 @@ def _batches(items: list, size: int):
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from clarityx.imageio import find_images
-    from clarityx.inference import overlay
-    from clarityx.pipeline import Result, decode, finish, gate_and_prepare
+    from clarityx.screening.imageio import find_images
+    from clarityx.screening.heatmap import overlay
+    from clarityx.screening.pipeline import Result, decode, finish, gate_and_prepare
 
     paths = find_images(args.inputs)
     if not paths:
@@ -65,7 +61,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if classifier is None:
         return 2
     if args.heatmap_dir and not classifier.can_explain:
-        print("clarityx: --heatmap-dir needs the Keras model (.keras); exported models cannot compute "
+        print("clarityx: --heatmap-dir needs the .keras or .onnx model; a TFLite model cannot compute "
               "Grad-CAM", file=sys.stderr)
         return 2
     heatmap_dir = Path(args.heatmap_dir) if args.heatmap_dir else None
@@ -98,8 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not ready:
             continue
         stack = np.stack([p for _, _, p in ready])
-        predictions = ([classifier.explain(p) for p in stack] if heatmap_dir
-                       else classifier.predict(stack))
+        predictions = classifier.predict(stack, explain=bool(heatmap_dir))
         for (path, rgb, pixels), prediction in zip(ready, predictions):
             result = finish(classifier, rgb, pixels, prediction)
             if heatmap_dir and result.status == "ok":
@@ -114,8 +109,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from clarityx.audit import audit
-    from clarityx.datasets import load_datasets
+    from clarityx.data.audit import audit
+    from clarityx.data.datasets import load_datasets
 
     try:
         samples, repeats = load_datasets(args.data, args.layout, args.group_pattern or None)
@@ -132,7 +127,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from clarityx.evaluate import evaluate, format_report
+    from clarityx.training.evaluate import evaluate, format_report
 
     classifier = _load_classifier(args.model)
     if classifier is None:
@@ -144,7 +139,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.confusion_html:
-        from clarityx.evaluate import confusion_figure
+        from clarityx.screening.card_markdown import confusion_figure
 
         # Self-contained (plotly.js inlined): opens offline, sends nothing anywhere.
         confusion_figure(report, classifier.classes).write_html(args.confusion_html, include_plotlyjs=True)
@@ -152,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from clarityx.export import export
+    from clarityx.model.export import export
 
     try:
         out = export(args.model, args.format, args.quantize, args.output)
@@ -169,11 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("predict", help="rank eye-disease probabilities for photos")
     s.add_argument("inputs", nargs="+", help="image files or folders (walked recursively)")
-    s.add_argument("--model", help="a .keras model with its .card.json (default: bundled), or an exported "
-                                    ".onnx/.tflite one (no heat maps)")
+    s.add_argument("--model", help="a .keras or .onnx model with its .card.json (default: bundled; its ONNX "
+                                    "graph runs when in sync, see clarityx.loader), or a .tflite one (no heat maps)")
     s.add_argument("--json", action="store_true", help="one JSON object per image per line")
     s.add_argument("--heatmap-dir", help="write a Grad-CAM overlay PNG per image here")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--batch-size", type=int, default=8, help="photos per model run (8 keeps memory under 400 MB)")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("audit", help="find duplicates, conflicting labels and augmented copies in a dataset")

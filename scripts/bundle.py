@@ -13,8 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.card import ModelCard, card_path, data_decisions, markdown_path  # noqa: E402
-from clarityx.card_markdown import render  # noqa: E402
+from clarityx.data.audit import data_decisions  # noqa: E402
+from clarityx.screening.card import ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.screening.card_markdown import render  # noqa: E402
 
 SIDECARS = (".ood.npz", ".audit.json", ".split.csv")
 
@@ -54,7 +55,7 @@ def main() -> None:
 
     import keras
 
-    from clarityx.model import save_model
+    from clarityx.model.build import save_model
 
     card = ModelCard.load(card_path(best))
     card.name = target.stem

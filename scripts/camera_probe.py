@@ -20,10 +20,10 @@ def main() -> None:
     ap.add_argument("--split", required=True)
     args = ap.parse_args()
 
-    from clarityx.evaluate import camera_probe
-    from clarityx.imageio import load_image
-    from clarityx.inference import Classifier
-    from clarityx.split import read_split
+    from clarityx.training.evaluate import camera_probe
+    from clarityx.screening.imageio import load_image
+    from clarityx.model.keras_engine import Classifier
+    from clarityx.data.split import read_split
 
     classifier = Classifier(args.model, warm_up=False)
     eyes = [s for s in read_split(args.split).of("test") if s.label == "normal" and s.source in ("odir", "eyepacs")]

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.datasets import CLASSES, load_datasets, relabel_dr_grade0  # noqa: E402
-from clarityx.preprocess import CONTRASTS  # noqa: E402
+from clarityx.data.datasets import CLASSES, load_datasets, relabel_dr_grade0  # noqa: E402
+from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 
 
 def bucket(group: str | None, name: str) -> float:
@@ -40,10 +40,10 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score, recall_score
 
-    from clarityx.backbones import build_backbone
-    from clarityx.evaluate import camera_probe
-    from clarityx.imageio import load_image
-    from clarityx.preprocess import prepare
+    from clarityx.model.backbones import build_backbone
+    from clarityx.training.evaluate import camera_probe
+    from clarityx.screening.imageio import load_image
+    from clarityx.screening.preprocess import prepare
 
     samples, _ = load_datasets(args.data)
     samples = [s for s in relabel_dr_grade0(samples, "normal")

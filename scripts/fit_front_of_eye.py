@@ -17,10 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.gate import centre_circle, check_image  # noqa: E402
-from clarityx.imageio import load_image  # noqa: E402
-from clarityx.negatives import front_of_eye_closeup  # noqa: E402
-from clarityx.split import read_split  # noqa: E402
+from clarityx.screening.gate import centre_circle, check_image  # noqa: E402
+from clarityx.screening.imageio import load_image  # noqa: E402
+from clarityx.data.negatives import front_of_eye_closeup  # noqa: E402
+from clarityx.data.split import read_split  # noqa: E402
 
 
 def main() -> None:

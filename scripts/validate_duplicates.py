@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clarityx.audit import near_duplicate_pairs, read_file  # noqa: E402
-from clarityx.datasets import load_dataset  # noqa: E402
+from clarityx.data.audit import near_duplicate_pairs, read_file  # noqa: E402
+from clarityx.data.datasets import load_dataset  # noqa: E402
 
 
 def main() -> None:

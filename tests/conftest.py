@@ -45,7 +45,7 @@ SPOT_COLOURS = [(40, 200, 255), (60, 255, 60), (255, 60, 255), (20, 40, 230)]
 
 def planted_dataset(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Class k = a spot of :data:`SPOT_COLOURS` [k] at a random place: the signal Grad-CAM must find."""
-    from clarityx.preprocess import prepare
+    from clarityx.screening.preprocess import prepare
 
     rng = np.random.default_rng(seed)
     x, y = [], []
@@ -64,7 +64,7 @@ def planted_training_set(n: int = 240, blank: int = 60, seed: int = 1) -> tuple[
     Without the blank photos a model may learn one class as "none of the other colours", and
     Grad-CAM (positive evidence only) is then empty for that class.
     """
-    from clarityx.preprocess import prepare
+    from clarityx.screening.preprocess import prepare
 
     x, y = planted_dataset(n, TINY_SIZE, seed=seed)
     rng = np.random.default_rng(seed + 1)
@@ -77,7 +77,7 @@ def build_tiny_model(size: int = TINY_SIZE):
     import keras
     from keras import layers
 
-    from clarityx.model import build_head
+    from clarityx.model.build import build_head
 
     inp = keras.Input((size, size, 3))
     x = layers.Rescaling(1 / 255.0)(inp)
@@ -95,9 +95,9 @@ def tiny_model(tmp_path_factory) -> Path:
     """A small CNN with the seed head, trained to find planted spots; saved with card and OOD stats."""
     import keras
 
-    from clarityx.model import ModelCard, save_model
-    from clarityx.ood import MahalanobisModel, ood_path
-    from clarityx.training import embeddings
+    from clarityx.model.build import ModelCard, save_model
+    from clarityx.screening.ood import MahalanobisModel, ood_path
+    from clarityx.training.steps import embeddings
 
     keras.utils.set_random_seed(0)
     x, targets = planted_training_set()
@@ -116,7 +116,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def classifier(tiny_model):
-    from clarityx.inference import Classifier
+    from clarityx.model.keras_engine import Classifier
 
     return Classifier(tiny_model)
 

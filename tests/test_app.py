@@ -40,11 +40,11 @@ def test_start_page_shows_uploader_and_disclaimer(app):
 
 
 def test_upload_fundus_shows_ranked_chart_and_guidance(app, retina_png, monkeypatch):
-    import clarityx.pipeline
+    import clarityx.screening.pipeline
 
     calls = []
-    analyse = clarityx.pipeline.analyse
-    monkeypatch.setattr(clarityx.pipeline, "analyse", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    analyse = clarityx.screening.pipeline.analyse
+    monkeypatch.setattr(clarityx.screening.pipeline, "analyse", lambda *a, **k: calls.append(1) or analyse(*a, **k))
     app.run()
     app.get("file_uploader")[0].set_value(("retina.png", retina_png.read_bytes(), "image/png"))
     app.run()

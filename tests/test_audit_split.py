@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clarityx.audit import audit
-from clarityx.datasets import load_dataset
-from clarityx.split import make_split, read_split, write_split
+from clarityx.data.audit import audit
+from clarityx.data.datasets import load_dataset
+from clarityx.data.split import make_split, read_split, write_split
 from tests.conftest import synthetic_fundus
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clarityx.datasets import detect_layout, load_dataset, relabel_dr_grade0
+from clarityx.data.datasets import detect_layout, load_dataset, relabel_dr_grade0
 from tests.conftest import synthetic_fundus
 
 
@@ -95,7 +95,7 @@ def odir_row(pid: int, left: str, right: str, flags: str = "1,1,1,1,1,1,1,1") ->
 
 
 def test_odir_labels_each_eye_by_its_own_keywords(tmp_path):
-    from clarityx.datasets import MULTIPLE, OTHER_FINDINGS
+    from clarityx.data.datasets import MULTIPLE, OTHER_FINDINGS
 
     rows = [odir_row(1, "cataract", "normal fundus"),
             odir_row(2, "moderate non proliferative retinopathy，laser spot", "lens dust，normal fundus"),
@@ -120,7 +120,7 @@ def test_odir_labels_each_eye_by_its_own_keywords(tmp_path):
 
 
 def test_several_datasets_read_one_photo_once(tmp_path):
-    from clarityx.datasets import load_datasets
+    from clarityx.data.datasets import load_datasets
 
     odir = tmp_path / "odir5k"
     (odir / "preprocessed_images").mkdir(parents=True)

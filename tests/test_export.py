@@ -4,14 +4,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clarityx.inference import DEFAULT_MODEL
+from clarityx.screening.engine import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "eye_diseases"
 
 # Stated tolerances on calibrated probabilities (max absolute difference over the photos).
 TOLERANCE = {("tflite", None): 1e-3, ("tflite", "float16"): 0.03, ("tflite", "int8"): 0.1,
-             ("onnx", None): 1e-3}
+             ("onnx", None): 1e-4}
+# Grad-CAM maps (each normalised to [0, 1]) from the ONNX graph's closed form against TensorFlow's
+# gradient tape: max absolute difference over every class, position and photo.
+CAM_TOLERANCE = 1e-3
 
 
 def real_photos(count: int = 12) -> list[Path]:
@@ -24,8 +27,8 @@ def real_photos(count: int = 12) -> list[Path]:
 @pytest.fixture(scope="module")
 def subject(tiny_model_module):
     """The bundled model on real photos when both exist, else the tiny test model on retina copies."""
-    from clarityx.imageio import load_image
-    from clarityx.inference import Classifier
+    from clarityx.screening.imageio import load_image
+    from clarityx.model.keras_engine import Classifier
 
     photos = real_photos()
     if DEFAULT_MODEL.is_file() and photos:
@@ -45,20 +48,74 @@ def tiny_model_module(tiny_model):
     return tiny_model
 
 
-@pytest.mark.parametrize("fmt,quant", list(TOLERANCE))
-def test_export_parity(subject, tmp_path, fmt, quant):
-    from clarityx.export import ExportedModel, export
+def exported(classifier, tmp_path, fmt, quant):
+    from clarityx.loader import load_classifier
+    from clarityx.model.export import export
 
-    classifier, pixels = subject
     path = export(classifier.path, fmt, quant, tmp_path / f"m.{fmt}")
     assert path.is_file() and path.with_name(path.stem + ".card.json").is_file()
-    probs, emb = ExportedModel(path).predict(pixels)
-    expected = classifier.predict(pixels)
-    calibrated = classifier.calibrate(probs)
-    reference = np.stack([e.probabilities for e in expected])
-    assert emb.shape == (len(pixels), 512)
+    return load_classifier(path)
+
+
+@pytest.mark.parametrize("fmt,quant", list(TOLERANCE))
+def test_export_parity(subject, tmp_path, fmt, quant):
+    classifier, pixels = subject
+    model = exported(classifier, tmp_path, fmt, quant)
+    got = model.predict(pixels)
+    calibrated = np.stack([p.probabilities for p in got])
+    reference = np.stack([e.probabilities for e in classifier.predict(pixels)])
+    assert np.stack([p.embedding for p in got]).shape == (len(pixels), 512)
     assert (calibrated.argmax(1) == reference.argmax(1)).mean() >= (1.0 if quant is None else 0.9)
     assert np.abs(calibrated - reference).max() <= TOLERANCE[(fmt, quant)]
+
+
+def test_onnx_gradcam_equals_tensorflow_gradcam_for_every_class(subject, tmp_path):
+    classifier, pixels = subject
+    model = exported(classifier, tmp_path, "onnx", None)
+    assert model.engine == "onnx" and model.exported_from(classifier.path)
+    ours, reference = model.predict(pixels, explain=True), classifier.predict(pixels, explain=True)
+    for a, b in zip(ours, reference):
+        assert a.cams.shape == b.cams.shape == (len(classifier.classes), *b.cams.shape[1:])
+        assert np.abs(a.cams - b.cams).max() <= CAM_TOLERANCE
+        assert np.abs(a.embedding - b.embedding).max() <= 1e-3
+    # Not a vacuous match: the maps differ between classes and are not all empty.
+    assert all(np.ptp(b.cams.reshape(len(b.cams), -1).mean(1)) > 0 for b in reference)
+
+
+def test_bundled_onnx_graph_was_exported_from_the_bundled_model():
+    """The fast engine must run the very model the card describes: re-export after retraining."""
+    from clarityx.screening.engine import OnnxClassifier, onnx_path
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip("no bundled model")
+    assert onnx_path(DEFAULT_MODEL).is_file(), "run: clarityx export --format onnx"
+    assert OnnxClassifier(DEFAULT_MODEL).exported_from(DEFAULT_MODEL), "stale: clarityx export --format onnx"
+
+
+def test_loader_uses_onnx_only_when_in_sync(tiny_model, tmp_path):
+    import shutil
+
+    from clarityx.loader import load_classifier
+    from clarityx.model.export import export
+
+    for f in tiny_model.parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    model = tmp_path / tiny_model.name
+    assert load_classifier(model).engine == "keras"          # no graph beside it
+    export(model, "onnx")
+    assert load_classifier(model).engine == "onnx"
+    assert load_classifier(model, engine="keras").engine == "keras"
+    import onnx
+
+    from clarityx.screening.engine import SOURCE_HASH_KEY, onnx_path
+
+    stale = onnx.load(str(onnx_path(model)))                   # as if exported from an older model
+    onnx.helper.set_model_props(stale, {SOURCE_HASH_KEY: "0" * 64})
+    onnx.save(stale, str(onnx_path(model)))
+    with pytest.warns(UserWarning, match="re-export"):
+        assert load_classifier(model, engine="auto").engine == "keras"
+    with pytest.raises(ValueError, match="unknown engine"):
+        load_classifier(model, engine="gpu")
 
 
 def test_cli_runs_on_an_exported_model(tiny_model, tmp_path, capsys):
@@ -67,7 +124,7 @@ def test_cli_runs_on_an_exported_model(tiny_model, tmp_path, capsys):
     from PIL import Image
 
     from clarityx.cli import main
-    from clarityx.export import export
+    from clarityx.model.export import export
     from tests.conftest import synthetic_fundus
 
     onnx_path = export(tiny_model, "onnx", None, tmp_path / "tiny.onnx")
@@ -80,11 +137,12 @@ def test_cli_runs_on_an_exported_model(tiny_model, tmp_path, capsys):
     assert [r["top"] for r in onnx_out] == [r["top"] for r in keras_out] and len(onnx_out) == 3
     for a, b in zip(onnx_out, keras_out):
         assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) < 1e-3
-    assert main(["predict", str(tmp_path), "--model", str(onnx_path), "--heatmap-dir", str(tmp_path / "h")]) == 2
+    assert main(["predict", str(tmp_path), "--model", str(onnx_path), "--heatmap-dir", str(tmp_path / "h")]) == 0
+    assert len(list((tmp_path / "h").glob("*.gradcam.png"))) == 3
 
 
 def test_onnx_int8_is_refused(tiny_model, tmp_path):
-    from clarityx.export import export
+    from clarityx.model.export import export
 
     with pytest.raises(ValueError, match="float32 only"):
         export(tiny_model, "onnx", "int8", tmp_path / "m.onnx")

@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from clarityx.gate import check_image, measure
+from clarityx.screening.gate import check_image, measure
 from tests.conftest import synthetic_fundus
 
 
@@ -12,7 +12,7 @@ def reason(rgb):
 
 
 def test_good_fundus_photos_pass(retina_png):
-    from clarityx.imageio import load_image
+    from clarityx.screening.imageio import load_image
 
     assert reason(load_image(retina_png)) is None
     for seed in range(5):
@@ -36,7 +36,7 @@ def test_too_dark_and_too_bright():
     washed = np.zeros_like(img)
     cv2.circle(washed, (200, 200), 180, (255, 255, 255), -1)
     assert reason(washed) == "too_bright"
-    from clarityx.negatives import degrade
+    from clarityx.data.negatives import degrade
     assert reason(degrade(img, "bright")) == "too_bright"
     assert reason(degrade(img, "dark")) == "too_dark"
 
@@ -49,7 +49,7 @@ def test_blurred():
 
 
 def test_half_the_field_cut_away():
-    from clarityx.negatives import degrade
+    from clarityx.data.negatives import degrade
 
     img = synthetic_fundus(400, seed=2)
     assert reason(img[:, :150]) == "cropped"
@@ -58,7 +58,7 @@ def test_half_the_field_cut_away():
 
 def test_front_of_eye_closeups_are_refused_as_such():
     # Held-out generator seed (the limit was fitted with seed 1 by scripts/fit_front_of_eye.py).
-    from clarityx.negatives import front_of_eye_closeup
+    from clarityx.data.negatives import front_of_eye_closeup
 
     rng = np.random.default_rng(2024)
     reasons = [reason(front_of_eye_closeup(rng, int(rng.integers(250, 600)))) for _ in range(40)]
@@ -68,8 +68,8 @@ def test_front_of_eye_closeups_are_refused_as_such():
 
 
 def test_real_retina_is_not_taken_for_the_front_of_an_eye(retina_png):
-    from clarityx.gate import centre_circle
-    from clarityx.imageio import load_image
+    from clarityx.screening.gate import centre_circle
+    from clarityx.screening.imageio import load_image
 
     assert not centre_circle(load_image(retina_png))
     assert not any(centre_circle(synthetic_fundus(400, seed=s)) for s in range(10))

@@ -18,8 +18,8 @@ def test_weak_classes_from_card_metrics():
 
 
 def test_every_class_of_the_bundled_model_has_guidance():
-    from clarityx.card import ModelCard, card_path
-    from clarityx.inference import default_model_path
+    from clarityx.screening.card import ModelCard, card_path
+    from clarityx.screening.engine import default_model_path
 
     assert set(ModelCard.load(card_path(default_model_path())).classes) <= set(GUIDANCE)
 

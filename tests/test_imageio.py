@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clarityx.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
-from clarityx.imageio import find_images, load_image
+from clarityx.screening.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
+from clarityx.screening.imageio import find_images, load_image
 from tests.conftest import synthetic_fundus
 
 
@@ -114,7 +114,7 @@ def test_16_bit_pixels_are_scaled_by_their_type_not_their_values():
 
 
 def test_audit_refuses_other_formats_too(tmp_path):
-    from clarityx.audit import read_file
+    from clarityx.data.audit import read_file
 
     path = tmp_path / "x.png"
     path.write_bytes(encode(synthetic_fundus(200, seed=2), "GIF"))

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from clarityx.errors import ModelNotInstalled
-from clarityx.inference import Classifier, overlay
+from clarityx.screening.errors import ModelNotInstalled
+from clarityx.model.keras_engine import Classifier
+from clarityx.screening.heatmap import overlay
 from tests.conftest import SPOT_COLOURS, TINY_SIZE, planted_dataset
 
 
@@ -56,7 +57,7 @@ def test_explain_probabilities_equal_predict(classifier):
 def test_temperature_is_applied(tiny_model, tmp_path):
     import shutil
 
-    from clarityx.card import ModelCard, card_path
+    from clarityx.screening.card import ModelCard, card_path
 
     hot = tmp_path / "hot.keras"
     shutil.copy(tiny_model, hot)

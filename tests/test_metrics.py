@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clarityx.metrics import (apply_temperature, classification_report, expected_calibration_error,
+from clarityx.training.metrics import (apply_temperature, classification_report, expected_calibration_error,
                               fit_temperature, softmax)
 
 
@@ -34,7 +34,7 @@ def test_fit_temperature_recovers_the_true_temperature():
 
 
 def test_prior_correction_undoes_class_weighting():
-    from clarityx.training import class_weights
+    from clarityx.training.steps import class_weights
 
     labels = np.array([0] * 90 + [1] * 10)
     w = class_weights(labels, 2, "sqrt")
@@ -48,7 +48,7 @@ def test_prior_correction_undoes_class_weighting():
 
 
 def test_threshold_for_sensitivity_is_the_highest_that_reaches_it():
-    from clarityx.metrics import sensitivity_specificity, threshold_for_sensitivity
+    from clarityx.training.metrics import sensitivity_specificity, threshold_for_sensitivity
 
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.05, 0.15])
     positive = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
@@ -59,7 +59,7 @@ def test_threshold_for_sensitivity_is_the_highest_that_reaches_it():
 
 
 def test_bootstrap_resamples_patients_whole():
-    from clarityx.metrics import bootstrap_interval
+    from clarityx.training.metrics import bootstrap_interval
 
     hits = np.array([1, 0] * 50, float)
     lo, hi = bootstrap_interval(lambda b: hits[b].mean(), 100, rounds=500)
@@ -71,7 +71,7 @@ def test_bootstrap_resamples_patients_whole():
 
 
 def test_screening_report_on_a_known_case():
-    from clarityx.evaluate import screening_report
+    from clarityx.training.evaluate import screening_report
 
     classes = ["normal", "diabetic_retinopathy"]
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8], [0.85, 0.15], [0.4, 0.6], [0.3, 0.7]])

@@ -1,7 +1,7 @@
 import numpy as np
 
-from clarityx.gate import check_embedding
-from clarityx.ood import MahalanobisModel
+from clarityx.screening.gate import check_embedding
+from clarityx.screening.ood import MahalanobisModel
 
 
 def test_mahalanobis_separates_in_and_out_of_distribution(tmp_path):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clarityx.preprocess import CONTRASTS, crop_to_fov, fov_box, prepare
+from clarityx.screening.preprocess import CONTRASTS, crop_to_fov, fov_box, prepare
 
 
 def off_centre_disc() -> np.ndarray:

@@ -2,7 +2,7 @@
 import builtins
 import socket
 
-from clarityx.pipeline import analyse
+from clarityx.screening.pipeline import analyse
 
 
 def test_screening_opens_no_connection_and_writes_no_file(classifier, retina_png, monkeypatch):

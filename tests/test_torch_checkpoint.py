@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from clarityx.torch_checkpoint import load_state_dict
+from clarityx.model.torch_checkpoint import load_state_dict
 
 
 class StorageRef:

@@ -11,9 +11,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from clarityx.datasets import Sample
-from clarityx.imageio import load_image
-from clarityx.preprocess import prepare
+from clarityx.data.datasets import Sample
+from clarityx.screening.imageio import load_image
+from clarityx.screening.preprocess import prepare
 
 # Bump when prepare() changes what it returns: the decoded-pixel cache is keyed on it.
 PREPROCESS_VERSION = 2

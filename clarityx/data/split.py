@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from clarityx.audit import AuditReport, connected_groups
-from clarityx.datasets import Sample
+from clarityx.data.audit import AuditReport, connected_groups
+from clarityx.data.datasets import Sample
 
 SPLITS = ("train", "validation", "calibration", "test")
 
@@ -126,7 +126,7 @@ def write_split(result: SplitResult, path: str | Path) -> None:
 
 
 def read_split(path: str | Path) -> SplitResult:
-    from clarityx.datasets import read_manifest
+    from clarityx.data.datasets import read_manifest
 
     samples = read_manifest(Path(path))
     # read_manifest resolves relative paths against the CSV; the split stores them as written.

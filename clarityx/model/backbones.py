@@ -16,6 +16,9 @@ from typing import Callable
 import keras
 from keras import layers
 
+from clarityx.model.lite0 import load_lite0_weights
+from clarityx.screening.errors import WeightsUnavailable
+
 # (expand ratio, kernel, stride, filters in, filters out, repeats): EfficientNet-B0.
 B0_BLOCKS = (
     (1, 3, 1, 32, 16, 1),
@@ -30,10 +33,6 @@ BN_EPSILON = 1e-3
 # Sigmoid(10) = 0.99995: squeeze-excitation starts as (almost) the identity, so
 # Lite0's tensors keep their function inside the B0 topology.
 SE_IDENTITY_BIAS = 10.0
-
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights were asked for but cannot be had (offline, missing file)."""
 
 
 def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_out: int,
@@ -110,14 +109,17 @@ def _keras_b0(img_size: int, weights: str | None) -> keras.Model:
 def _own(activation: str, se: bool) -> Callable[[int, str | None], keras.Model]:
     def build(img_size: int, weights: str | None) -> keras.Model:
         model = build_efficientnet(img_size, activation=activation, se=se)
-        if weights == "lite0-imagenet":
-            from clarityx.lite0 import load_lite0_weights
-            load_lite0_weights(model)
+        if weights in WEIGHTS:
+            WEIGHTS[weights](model)
         elif weights is not None:
             raise WeightsUnavailable(
-                f"unknown weights {weights!r} for this backbone: use lite0-imagenet or none")
+                f"unknown weights {weights!r} for this backbone: use {' or '.join(WEIGHTS)} or none")
         return model
     return build
+
+
+# Weights adapters by tag: each fills a backbone from build_efficientnet in place.
+WEIGHTS: dict[str, Callable[[keras.Model], object]] = {"lite0-imagenet": load_lite0_weights}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Render a model card as Markdown for people."""
+"""A model card for people: Markdown (the card file, the Model page) and the confusion-matrix figure."""
 from __future__ import annotations
 
 
@@ -89,7 +89,7 @@ def render(card) -> str:
              "## Model", "",
              f"- Classes: {', '.join(card.classes)}",
              f"- Input: {card.input_size}×{card.input_size} RGB, field-of-view crop, camera normalisation "
-             f"`{card.contrast}` (clarityx.preprocess.prepare)",
+             f"`{card.contrast}` (clarityx.screening.preprocess.prepare)",
              f"- Architecture: {card.architecture}",
              f"- Initialisation: {card.initialisation}",
              f"- Calibration: temperature {card.temperature:.3f}"
@@ -152,3 +152,14 @@ def render(card) -> str:
         lines += [f"| {k} | {v['validation_macro_f1']:.3f} | {v['validation_dr_recall']:.3f} | "
                   f"{v['camera_probe_balanced_accuracy']:.3f} |" for k, v in compared["results"].items()]
     return "\n".join(lines) + "\n"
+
+
+def confusion_figure(report: dict, classes: list[str]):
+    """Plotly heat map of the confusion matrix (rows: truth, columns: prediction)."""
+    import plotly.graph_objects as go
+
+    cm = report["confusion_matrix"]
+    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
+    fig.update_layout(title=f"Confusion matrix — {report['n']} photos, macro-F1 {report['macro_f1']:.3f}",
+                      xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+    return fig

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clarityx.errors import ImageRejected
-from clarityx.gate import Rejection, check_image, check_embedding
-from clarityx.imageio import Source, load_image
-from clarityx.inference import CardedModel, Classifier, Prediction
+from clarityx.screening.errors import ImageRejected
+from clarityx.screening.gate import Rejection, check_image, check_embedding
+from clarityx.screening.imageio import Source, load_image
+from clarityx.screening.engine import CardedModel, Prediction
 
 
 @dataclass
@@ -57,14 +57,14 @@ def gate_and_prepare(rgb: np.ndarray, classifier: CardedModel) -> tuple[np.ndarr
     return classifier.prepare(rgb), None
 
 
-def finish(classifier: Classifier, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction) -> Result:
+def finish(classifier: CardedModel, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction) -> Result:
     rejection = check_embedding(classifier, prediction.embedding)
     if rejection:
         return Result("rejected", rejection.message, rejection.reason, rgb=rgb, pixels=pixels)
     return Result("ok", None, None, rgb, pixels, prediction, classifier.ranked(prediction.probabilities))
 
 
-def analyse(classifier: Classifier, source: Source, explain: bool = True) -> Result:
+def analyse(classifier: CardedModel, source: Source, explain: bool = True) -> Result:
     """One photo, all the way. Never raises for a bad photo: returns a rejected Result."""
     rgb, failed = decode(source)
     if failed:

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from clarityx.imageio import is_image_path
+from clarityx.screening.imageio import is_image_path
 
 CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma",
            "age_related_macular_degeneration", "pathological_myopia")

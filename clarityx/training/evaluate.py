@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.datasets import REPORTED_APART, Sample, load_dataset
-from clarityx.inference import Classifier
-from clarityx.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
+from clarityx.data.datasets import REPORTED_APART, Sample, load_dataset
+from clarityx.screening.engine import CardedModel
+from clarityx.training.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
                               sensitivity_specificity)
-from clarityx.gate import check_embedding, check_image
-from clarityx.pipeline import decode
+from clarityx.screening.gate import check_embedding, check_image
+from clarityx.screening.pipeline import decode
 
 
-def card_test_samples(classifier: Classifier, data: str | Path) -> list[Sample]:
+def card_test_samples(classifier: CardedModel, data: str | Path) -> list[Sample]:
     split = classifier.card.split
     files = split.get("test_files") or []
     if not files:
@@ -35,7 +35,7 @@ def card_test_samples(classifier: Classifier, data: str | Path) -> list[Sample]:
                                                           groups, conditions)]
 
 
-def evaluate(classifier: Classifier, data: str | Path, files: str = "card-test",
+def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test",
              layout: str | None = None, batch_size: int = 32, rounds: int = 1000) -> dict:
     samples = card_test_samples(classifier, data) if files == "card-test" else load_dataset(data, layout)
     samples = [s for s in samples if s.label in classifier.classes or s.label in REPORTED_APART]
@@ -120,17 +120,6 @@ def format_report(r: dict) -> str:
     g = r["gate"]
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
     return "\n".join(lines)
-
-
-def confusion_figure(report: dict, classes: list[str]):
-    """Plotly heat map of the confusion matrix (rows: truth, columns: prediction)."""
-    import plotly.graph_objects as go
-
-    cm = report["confusion_matrix"]
-    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}"))
-    fig.update_layout(title=f"Confusion matrix — {report['n']} photos, macro-F1 {report['macro_f1']:.3f}",
-                      xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
-    return fig
 
 
 def _ci(statistic, n: int, groups, rounds: int) -> list[float]:

@@ -5,7 +5,7 @@ Two questions, each answered with a reason a person can act on:
 1. Is it a fundus photo? A cheap image test (a bright, roughly round field of
    view on a dark border, with fundus colours) and, after the classifier has
    run, an out-of-distribution test on its embedding (Mahalanobis distance to
-   the training classes, :mod:`clarityx.ood`).
+   the training classes, :mod:`clarityx.screening.ood`).
 2. Is it gradable? Exposure (too dark, washed out), focus, and how much of the
    field of view is visible.
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from clarityx.preprocess import FOV_THRESHOLD, crop_to_fov, fov_box, resize_square
+from clarityx.screening.preprocess import FOV_THRESHOLD, crop_to_fov, fov_box, resize_square
 
 ANALYSIS_SIZE = 256
 

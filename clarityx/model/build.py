@@ -12,8 +12,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from clarityx.backbones import build_backbone
-from clarityx.card import ModelCard, card_path, markdown_path
+from clarityx.model.backbones import build_backbone
+from clarityx.screening.card import ModelCard, card_path, markdown_path
 
 
 def build_head(feature_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
@@ -40,7 +40,7 @@ def build_classifier(backbone: str, num_classes: int, img_size: int,
 
 def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
     """Inference-only ``.keras`` (no optimizer state) plus card JSON and Markdown beside it."""
-    from clarityx.card_markdown import render
+    from clarityx.screening.card_markdown import render
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from clarityx.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
+from clarityx.screening.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 60_000_000  # well above any fundus camera (a 24 MP DSLR is 24e6)
@@ -93,7 +93,7 @@ def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
     """Decode ``source`` (path, bytes or binary file) to an ``(H, W, 3)`` uint8 RGB array.
 
     EXIF orientation is applied so the array is upright as the camera saw it.
-    Raises a subclass of :class:`~clarityx.errors.ImageRejected` for anything unusable.
+    Raises a subclass of :class:`~clarityx.screening.errors.ImageRejected` for anything unusable.
     """
     data = _read_bytes(source, max_bytes)
     try:

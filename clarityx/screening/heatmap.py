@@ -1,0 +1,23 @@
+"""Showing a Grad-CAM map: blended over the photo with OpenCV's JET colour map."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a Grad-CAM map (any size, values in [0, 1]) over an RGB image with OpenCV's JET map.
+
+    Only the field of view is coloured; the black border around a fundus photo stays black.
+    """
+    import cv2
+
+    from clarityx.screening.preprocess import fov_mask
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must be between 0 and 1")
+    h, w = rgb.shape[:2]
+    heat = cv2.resize(np.clip(cam, 0, 1).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    blended = cv2.addWeighted(rgb, 1 - alpha, colour, alpha, 0)
+    return np.where(fov_mask(rgb)[..., None], blended, rgb)
