@@ -180,26 +180,45 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     last, best, state = checkpoint_paths(args)
     last.parent.mkdir(parents=True, exist_ok=True)
-    initial_epoch, seconds_before = 0, 0.0
+    initial_epoch, seconds_before, best_loss = 0, 0.0, float("inf")
     if resumable(args):
+        model.optimizer.build(model.trainable_variables)  # so its moments and step count load too
         model.load_weights(last)
         saved = json.loads(state.read_text())
         initial_epoch, seconds_before = saved["epoch"], saved.get("seconds", 0.0)
-        print(f"Resuming phase 2 at epoch {initial_epoch}")
+        best_loss = saved.get("best_val_loss", best_loss)
+        print(f"Resuming phase 2 at epoch {initial_epoch} (optimizer step {int(model.optimizer.iterations)}, "
+              f"best validation loss so far {best_loss:.4f})")
     started = time.time()
 
-    class SaveState(keras.callbacks.Callback):
+    class Checkpoint(keras.callbacks.Callback):
+        """Every epoch: the last weights (with the optimizer state), the best ones by validation loss,
+        and state.json, each written whole or not at all (a full disk loses nothing saved before)."""
+
+        def __init__(self, best_loss: float) -> None:
+            super().__init__()
+            self.best_loss = best_loss
+
         def on_epoch_end(self, epoch, logs=None):
-            self.model.save_weights(last)
-            state.write_text(json.dumps({"epoch": epoch + 1, "seconds": seconds_before + time.time() - started}))
+            from clarityx.screening.files import atomic_path, write_text
+
+            loss = float((logs or {}).get("val_loss", float("inf")))
+            with atomic_path(last) as tmp:
+                self.model.save_weights(tmp)
+            if loss < self.best_loss:
+                self.best_loss = loss
+                with atomic_path(best) as tmp:
+                    self.model.save_weights(tmp)
+            write_text(state, json.dumps({"epoch": epoch + 1, "seconds": seconds_before + time.time() - started,
+                                          "best_val_loss": self.best_loss,
+                                          "optimizer_step": int(self.model.optimizer.iterations)}))
 
     history = model.fit(
         T.train_dataset(x["train"], y["train"], args.batch_size, args.seed, augmenter(args.seed, args.aug_strength)),
         validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
         epochs=min(args.stop_after or args.epochs, args.epochs), initial_epoch=initial_epoch,
         class_weight=class_weight, verbose=2,
-        callbacks=[keras.callbacks.ModelCheckpoint(best, save_best_only=True, save_weights_only=True),
-                   keras.callbacks.EarlyStopping(patience=args.patience), SaveState()])
+        callbacks=[Checkpoint(best_loss), keras.callbacks.EarlyStopping(patience=args.patience)])
     if best.exists():
         model.load_weights(best)
     return initial_epoch + len(history.history.get("loss", [])), seconds_before + time.time() - started
@@ -275,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from clarityx.training import steps as T
     from clarityx.model.backbones import BACKBONES, WeightsUnavailable
+    from clarityx.screening.files import WriteFailed
     from clarityx.data.audit import data_decisions
     from clarityx.screening.card import ModelCard
     from clarityx.training.evaluate import camera_probe
@@ -309,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     if not resumable(args):  # a phase-2 checkpoint holds the whole network, head included
         train_head(model, trainable, y, args, class_weight)
     phase1_s = time.time() - t0
-    phase2_epochs, phase2_s = fine_tune(model, trainable, y, args, class_weight) if args.epochs > 0 else (0, 0.0)
+    try:
+        phase2_epochs, phase2_s = fine_tune(model, trainable, y, args, class_weight) if args.epochs > 0 else (0, 0.0)
+    except WriteFailed as exc:
+        print(f"error: {exc} Free some space, then continue with the same command and --resume.", file=sys.stderr)
+        return 1
 
     metrics, calibration = evaluate_model(model, x, parts, classes, args, class_weight)
     ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])

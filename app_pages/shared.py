@@ -8,7 +8,7 @@ import streamlit as st
 
 from clarityx.loader import load_classifier
 from clarityx.screening.engine import CardedModel
-from clarityx.screening.errors import ModelNotInstalled
+from clarityx.screening.errors import ClarityXError
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye disease out. "
               "See an eye doctor for any concern about your eyes or vision, and go to an emergency "
@@ -45,9 +45,9 @@ def get_classifier() -> CardedModel | None:
             return future.result()
         with st.spinner("Loading the model…"):
             return future.result()
-    except ModelNotInstalled as exc:
+    except ClarityXError as exc:  # no model, a damaged one, or one that does not match its card
         st.error(str(exc))
-    except Exception as exc:  # a corrupt or unreadable model file
+    except Exception as exc:  # anything else a model file can throw
         st.error(f"The model could not be loaded ({type(exc).__name__}: {exc}). Reinstall it from a "
                  "fresh clone of the repository, or point CLARITYX_MODEL at another model.")
     _loader.clear()

@@ -22,11 +22,11 @@ DISCLAIMER = "Screening aid, not a diagnosis: see an eye doctor about any concer
 
 def _load_classifier(model: str | None):
     from clarityx.loader import load_classifier
-    from clarityx.screening.errors import ModelNotInstalled
+    from clarityx.screening.errors import ClarityXError
 
     try:
         return load_classifier(model)
-    except ModelNotInstalled as exc:
+    except ClarityXError as exc:  # no model, a damaged one, or one that does not match its card
         print(f"clarityx: {exc}", file=sys.stderr)
         return None
 
@@ -50,6 +50,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from clarityx.screening.imageio import find_images
+    from PIL import Image
+
+    from clarityx.screening.files import WriteFailed, atomic_path
     from clarityx.screening.heatmap import overlay
     from clarityx.screening.pipeline import Result, decode, finish, gate_and_prepare
 
@@ -66,7 +69,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     heatmap_dir = Path(args.heatmap_dir) if args.heatmap_dir else None
     if heatmap_dir:
-        heatmap_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            heatmap_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"clarityx: cannot create {heatmap_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     used_names: set[str] = set()
 
     def emit(path: Path, result: Result) -> None:
@@ -97,12 +104,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictions = classifier.predict(stack, explain=bool(heatmap_dir))
         for (path, rgb, pixels), prediction in zip(ready, predictions):
             result = finish(classifier, rgb, pixels, prediction)
+            emit(path, result)
             if heatmap_dir and result.status == "ok":
                 top = classifier.classes.index(result.top)
-                image = overlay(pixels, prediction.cams[top], 0.4)
-                from PIL import Image
-                Image.fromarray(image).save(heatmap_dir / heatmap_name(path, used_names))
-            emit(path, result)
+                try:
+                    with atomic_path(heatmap_dir / heatmap_name(path, used_names)) as tmp:
+                        Image.fromarray(overlay(pixels, prediction.cams[top], 0.4)).save(tmp, format="PNG")
+                except WriteFailed as exc:  # e.g. a full disk: stop; what was written and printed stays
+                    print(f"clarityx: {exc}", file=sys.stderr)
+                    return 1
     if not args.json:
         print(DISCLAIMER, file=sys.stderr)
     return 0
@@ -151,7 +161,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         out = export(args.model, args.format, args.quantize, args.output)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:  # OSError: WriteFailed (disk full...), the old file kept
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
     print(out)

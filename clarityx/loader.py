@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from clarityx.screening.engine import CardedModel, OnnxClassifier, default_model_path, onnx_path
+from clarityx.screening.errors import ModelUnreadable
 
 ENGINE_ENV = "CLARITYX_ENGINE"
 ENGINES = ("auto", "onnx", "keras")
@@ -23,7 +24,8 @@ ENGINES = ("auto", "onnx", "keras")
 def load_classifier(path: str | Path | None = None, engine: str | None = None) -> CardedModel:
     """The model at ``path`` (default: ``$CLARITYX_MODEL`` or the bundled one) on the best engine.
 
-    Raises :class:`clarityx.screening.errors.ModelNotInstalled` when there is no model (or card).
+    Raises :class:`~clarityx.screening.errors.ModelNotInstalled` when there is no model (or card), and
+    :class:`~clarityx.screening.errors.ModelUnreadable` when it is damaged or does not match its card.
     """
     path = Path(path) if path else default_model_path()
     engine = engine or os.environ.get(ENGINE_ENV) or "auto"
@@ -35,11 +37,14 @@ def load_classifier(path: str | Path | None = None, engine: str | None = None) -
     if path.suffix == ".onnx" or engine == "onnx":
         return OnnxClassifier(path)
     if engine == "auto" and path.is_file() and onnx_path(path).is_file():
-        fast = OnnxClassifier(path)
-        if fast.exported_from(path):
+        try:
+            fast = OnnxClassifier(path)
+            problem = None if fast.exported_from(path) else f"was exported from another version of {path.name}"
+        except ModelUnreadable as exc:
+            problem = f"cannot be read ({exc})"
+        if problem is None:
             return fast
-        warnings.warn(f"{onnx_path(path)} was exported from another version of {path.name}: using "
-                      f"TensorFlow (slower to start); re-export with `clarityx export --model {path} "
-                      "--format onnx`", stacklevel=2)
+        warnings.warn(f"{onnx_path(path)} {problem}: using TensorFlow (slower to start); re-export with "
+                      f"`clarityx export --model {path} --format onnx`", stacklevel=2)
     from clarityx.model.keras_engine import Classifier
     return Classifier(path)

@@ -41,6 +41,7 @@ def build_classifier(backbone: str, num_classes: int, img_size: int,
 def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
     """Inference-only ``.keras`` (no optimizer state) plus card JSON and Markdown beside it."""
     from clarityx.screening.card_markdown import render
+    from clarityx.screening.files import atomic_path, write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
                          if isinstance(layer, keras.Model))]:
         sub.optimizer = None
         sub.compiled = False
-    model = clean
-    model.save(path)
+    with atomic_path(path) as tmp:  # a full disk leaves any earlier model in place
+        clean.save(tmp)
     card.save(card_path(path))
-    markdown_path(path).write_text(render(card))
+    write_text(markdown_path(path), render(card))

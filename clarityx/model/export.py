@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from clarityx.screening.card import card_path
+from clarityx.screening.files import atomic_path
 from clarityx.screening.engine import SOURCE_HASH_KEY, CardedModel, Prediction, default_model_path, sha256
 from clarityx.screening.ood import ood_path
 
@@ -75,8 +76,9 @@ def export_tflite(graph, out: Path, quantize: str | None) -> Path:
                    "target_spec": {"supported_types": [tf.float16]}}
     elif quantize == "int8":  # dynamic-range: int8 weights, float activations
         options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
-    graph.export(str(out), format="litert", verbose=False,
-                 input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)], **options)
+    with atomic_path(out) as tmp:
+        graph.export(str(tmp), format="litert", verbose=False,
+                     input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)], **options)
     return out
 
 
@@ -95,12 +97,13 @@ def export_onnx(graph, out: Path, quantize: str | None, source: Path | None = No
 
     size = graph.input_shape[1]
     graph(np.zeros((1, size, size, 3), np.float32))  # Keras' ONNX export wants a model that has run
-    graph.export(str(out), format="onnx", verbose=False,
-                 input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-    if source is not None:
-        proto = onnx.load(str(out))
-        onnx.helper.set_model_props(proto, {SOURCE_HASH_KEY: sha256(source)})
-        onnx.save(proto, str(out))
+    with atomic_path(out) as tmp:  # an interrupted or failed export leaves the previous graph in place
+        graph.export(str(tmp), format="onnx", verbose=False,
+                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        if source is not None:
+            proto = onnx.load(str(tmp))
+            onnx.helper.set_model_props(proto, {SOURCE_HASH_KEY: sha256(source)})
+            onnx.save(proto, str(tmp))
     return out
 
 

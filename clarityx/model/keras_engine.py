@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.screening.engine import CardedModel, Prediction
+from clarityx.screening.engine import REINSTALL, CardedModel, Prediction
+from clarityx.screening.errors import ModelUnreadable
 
 
 class Classifier(CardedModel):
@@ -27,9 +28,14 @@ class Classifier(CardedModel):
         import keras
         import tensorflow as tf
 
-        model = keras.saving.load_model(self.path, compile=False)
-        backbone = model.get_layer("backbone")
-        head = model.get_layer("head")
+        try:
+            model = keras.saving.load_model(self.path, compile=False)
+            backbone = model.get_layer("backbone")
+            head = model.get_layer("head")
+        except Exception as exc:  # zip, HDF5 and deserialisation errors of a damaged or foreign file
+            raise ModelUnreadable(f"{self.path.name} is not a ClarityX model or is damaged "
+                                  f"({type(exc).__name__}: {str(exc)[:200]}). {REINSTALL}") from exc
+        self.check_matches_card(model.input_shape, model.output_shape[-1])
         embed = keras.Model(head.input, head.get_layer("embedding").output)
         kernel, bias = head.get_layer("probabilities").weights
         n_classes = len(self.classes)

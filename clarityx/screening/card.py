@@ -56,7 +56,9 @@ class ModelCard:
     training: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        from clarityx.screening.files import write_text
+
+        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelCard":

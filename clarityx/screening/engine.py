@@ -23,7 +23,7 @@ import numpy as np
 
 from clarityx.screening.calibration import apply_temperature
 from clarityx.screening.card import ModelCard, card_path
-from clarityx.screening.errors import ModelNotInstalled
+from clarityx.screening.errors import ModelNotInstalled, ModelUnreadable
 from clarityx.screening.ood import MahalanobisModel, ood_path
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "clarityx_lite0.keras"
@@ -41,6 +41,10 @@ def missing_model_message(path: Path) -> str:
             "network. Get the bundled model with a fresh clone of the repository, "
             "train one with `python train.py --data DATASET --output models/NAME.keras`, or point "
             f"{MODEL_ENV} (or --model) at a .keras or .onnx file with its .card.json beside it.")
+
+
+REINSTALL = ("Reinstall the model from a fresh clone of the repository (or re-export it with "
+             "`clarityx export --format onnx`), or point CLARITYX_MODEL at another model.")
 
 
 def sha256(path: Path) -> str:
@@ -70,10 +74,22 @@ class CardedModel:
         if not path.is_file() or not card_path(path).is_file():
             raise ModelNotInstalled(missing_model_message(path))
         self.path = path
-        self.card = ModelCard.load(card_path(path))
-        self.classes = list(self.card.classes)
-        self.size = int(self.card.input_size)
-        self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
+        try:
+            self.card = ModelCard.load(card_path(path))
+            self.classes = list(self.card.classes)
+            self.size = int(self.card.input_size)
+            self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise ModelUnreadable(f"The model card or gate statistics beside {path.name} are damaged "
+                                  f"({type(exc).__name__}: {exc}). {REINSTALL}") from exc
+
+    def check_matches_card(self, input_shape, n_outputs) -> None:
+        """Refuse a model whose input size or number of classes differs from its card's."""
+        if tuple(input_shape[1:3]) != (self.size, self.size) or n_outputs != len(self.classes):
+            raise ModelUnreadable(
+                f"{self.path.name} does not match its card: it takes {input_shape[1]}×{input_shape[2]} px "
+                f"and gives {n_outputs} classes; the card says {self.size}×{self.size} px and "
+                f"{len(self.classes)} classes ({', '.join(self.classes)}). {REINSTALL}")
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Apply the card's temperature (and prior correction) to raw model probabilities."""
@@ -128,10 +144,15 @@ class OnnxClassifier(CardedModel):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            outputs = {o.name: o.shape for o in self._session.get_outputs()}
+            self._names = {key: next(n for n in outputs if key in n) for key in ("probabilities", "embedding", "cams")}
+        except Exception as exc:  # onnxruntime's own error types: a damaged or foreign file
+            raise ModelUnreadable(f"{self.path.name} is not a ClarityX ONNX graph or is damaged "
+                                  f"({type(exc).__name__}: {str(exc)[:200]}). {REINSTALL}") from exc
         self._input = self._session.get_inputs()[0].name
-        outputs = [o.name for o in self._session.get_outputs()]
-        self._names = {key: next(n for n in outputs if key in n) for key in ("probabilities", "embedding", "cams")}
+        self.check_matches_card(self._session.get_inputs()[0].shape, outputs[self._names["probabilities"]][-1])
         self.source_sha256 = self._session.get_modelmeta().custom_metadata_map.get(SOURCE_HASH_KEY)
 
     def exported_from(self, keras_path: Path) -> bool:

@@ -29,5 +29,9 @@ class ModelNotInstalled(ClarityXError):
     """No trained model is where one was expected."""
 
 
+class ModelUnreadable(ClarityXError):
+    """A model file or its card is damaged, or they do not belong together."""
+
+
 class WeightsUnavailable(ClarityXError, RuntimeError):
     """Pretrained weights were asked for but cannot be had (offline, missing file)."""
