@@ -6,8 +6,10 @@ from app_pages.shared import DISCLAIMER
 st.title("About ClarityX & your privacy")
 st.markdown("""
 **Everything runs on this computer.** The photo you upload or take is decoded, checked and analysed
-in this program's memory. It is never sent to a server, never stored on disk by ClarityX, and is
-forgotten when you close the page or load another photo. Usage statistics are switched off.
+in this program's memory. It is never sent to a server and is forgotten when you close the page or
+load another photo. Only when you press **Save this visit** does ClarityX keep anything: a small
+thumbnail and the results, in one file on this computer (the History page says where, and deletes
+visits or everything). Reports are made in memory for your download. Usage statistics are switched off.
 
 **What ClarityX does.** It checks that the photo is a gradable fundus photograph, then a neural
 network (EfficientNet-Lite0) ranks how much it resembles photos of normal eyes, cataract, diabetic

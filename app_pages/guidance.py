@@ -1,6 +1,15 @@
 """Plain-language guidance for each finding (kept apart from the page code so it is testable)."""
 from __future__ import annotations
 
+LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
+          "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",
+          "pathological_myopia": "Pathological myopia"}
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 GUIDANCE = {
     "normal": (
         "No signs of cataract, diabetic retinopathy, glaucoma, macular degeneration or pathological "

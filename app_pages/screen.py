@@ -1,23 +1,21 @@
-"""Screen a photo: upload or capture → gate → ranked probabilities → Grad-CAM → guidance."""
+"""Screen a visit: a right-eye and a left-eye photo (either may be missing), side by side, each through
+gate → ranked probabilities → Grad-CAM → guidance; then save the visit to the local history or
+download a report for the eye doctor."""
 from __future__ import annotations
 
 import hashlib
+import io
+from datetime import datetime, timezone
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance, referable_dr_note, weak_classes
+from app_pages.guidance import guidance, label, referable_dr_note, weak_classes
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.screening.heatmap import overlay
+from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
+from clarityx.screening.report import EyeReport, VisitReport, report_html, report_pdf
 from clarityx.screening.pipeline import Result, analyse
-
-LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
-          "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",
-          "pathological_myopia": "Pathological myopia"}
-
-
-def label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 def probability_chart(ranked: list[tuple[str, float]]) -> go.Figure:
@@ -30,81 +28,151 @@ def probability_chart(ranked: list[tuple[str, float]]) -> go.Figure:
     return fig
 
 
-def analysed(data: bytes) -> Result | None:
-    """Analyse once per distinct photo; the result is kept in this session's state."""
+SIDES = ("Right", "Left")
+PHOTO_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"]
+
+
+def analysed(side: str, data: bytes) -> Result | None:
+    """Analyse once per distinct photo and eye; the result is kept in this session's state only."""
     key = hashlib.sha256(data).hexdigest()
     cache = st.session_state.setdefault("results", {})
-    if key not in cache:
+    if cache.get(side, (None,))[0] != key:
         classifier = get_classifier()
         if classifier is None:
             return None
-        with st.spinner("Reading the photo…"):
-            cache.clear()  # keep one photo per session in memory
+        with st.spinner(f"Reading the {side.lower()}-eye photo…"):
             try:
-                cache[key] = analyse(classifier, data)
+                result = analyse(classifier, data)
             except Exception as exc:  # a person sees a message, never a traceback
-                cache[key] = Result("error", f"Something went wrong while reading this photo ({exc}). "
-                                             "Try another copy of it, saved as JPEG or PNG.")
-    return cache[key]
+                result = Result("error", f"Something went wrong while reading this photo ({exc}). "
+                                         "Try another copy of it, saved as JPEG or PNG.")
+        cache[side] = (key, result)
+        st.session_state["visit_time"] = datetime.now(timezone.utc)
+    return cache[side][1]
 
 
 def show_refusal(result: Result) -> None:
     st.error(f"**This photo cannot be graded.** {result.message}")
     st.caption("No disease probabilities are shown for a photo that cannot be graded.")
     if result.rgb is not None:
-        st.image(result.rgb, caption="The photo you gave", width=320)
+        st.image(result.rgb, caption="The photo you gave", width=240)
 
 
-def show_result(result: Result, eye: str) -> None:
+def advice(result: Result) -> tuple[str, str, str]:
+    top, p_top = result.ranked[0]
+    return guidance(top, p_top)
+
+
+def show_result(result: Result, side: str) -> None:
     classifier = get_classifier()
     top, p_top = result.ranked[0]
-    meaning, action, urgency = guidance(top, p_top)
-    st.subheader(f"{eye} eye: most like **{label(top)}** ({p_top:.0%})")
-    left, right = st.columns([1, 1])
-    with left:
-        st.plotly_chart(probability_chart(result.ranked), width="stretch")
-        box = st.warning if urgency != "routine" else st.info
-        box(f"{meaning}\n\n**What to do:** {action}")
-        test = classifier.card.metrics.get("test", {})
-        rd = test.get("referable_dr", {})
-        note = referable_dr_note(dict(result.ranked), classifier.card.dr_threshold,
-                                 rd.get("sensitivity"), rd.get("specificity"))
-        if note:
-            st.warning(note)
-        for name, recall in weak_classes(classifier.card.metrics):
-            st.caption(f"⚠️ In testing, this model recognised only {recall:.0%} of photos with "
-                       f"{label(name).lower()}: a low score for it does not rule it out.")
-    with right:
-        chosen = st.selectbox("Show where the model looked for", [c for c, _ in result.ranked],
-                              format_func=label, key="cam_class")
-        alpha = st.slider("Heat-map opacity", 0.0, 1.0, 0.4, 0.05, key="cam_alpha")
-        cam = result.prediction.cams[classifier.classes.index(chosen)]
-        a, b = st.columns(2)
-        a.image(result.pixels, caption="Photo (as the model sees it)", width="stretch")
-        b.image(overlay(result.pixels, cam, alpha), caption=f"Grad-CAM: {label(chosen)}",
-                width="stretch")
-        st.caption("Red areas influenced the answer most. A heat map shows where the model looked, "
-                   "not where disease is.")
-    st.caption(DISCLAIMER)
+    meaning, action, urgency = advice(result)
+    st.subheader(f"{side} eye: most like **{label(top)}** ({p_top:.0%})")
+    st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
+    box = st.warning if urgency != "routine" else st.info
+    box(f"{meaning}\n\n**What to do:** {action}")
+    test = classifier.card.metrics.get("test", {})
+    rd = test.get("referable_dr", {})
+    note = referable_dr_note(dict(result.ranked), classifier.card.dr_threshold,
+                             rd.get("sensitivity"), rd.get("specificity"))
+    if note:
+        st.warning(note)
+    for name, recall in weak_classes(classifier.card.metrics):
+        st.caption(f"⚠️ In testing, this model recognised only {recall:.0%} of photos with "
+                   f"{label(name).lower()}: a low score for it does not rule it out.")
+    heat_map_ui(result, side)
 
 
-st.title("ClarityX — screen a fundus photo")
-st.write("Upload a photo of the back of the eye (a **fundus photograph**) or take one with a fundus "
-         "adapter. Everything runs on this computer; the photo is not sent anywhere.")
-eye = st.radio("Which eye is this?", ["Right", "Left"], horizontal=True)
-tab_upload, tab_camera = st.tabs(["Upload a photo", "Use the camera"])
-with tab_upload:
-    upload = st.file_uploader("Fundus photo", type=["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"])
-with tab_camera:
-    shot = st.camera_input("Take a fundus photo") if st.toggle("Turn the camera on") else None
+@st.fragment
+def heat_map_ui(result: Result, side: str) -> None:
+    """The heat-map controls rerun only this fragment: the model is not run again."""
+    classifier = get_classifier()
+    key = side.lower()
+    chosen = st.selectbox("Show where the model looked for", [c for c, _ in result.ranked],
+                          format_func=label, key=f"cam_class_{key}")
+    alpha = st.slider("Heat-map opacity", 0.0, 1.0, 0.4, 0.05, key=f"cam_alpha_{key}")
+    cam = result.prediction.cams[classifier.classes.index(chosen)]
+    a, b = st.columns(2)
+    a.image(result.pixels, caption="Photo (as the model sees it)", width="stretch")
+    b.image(overlay(result.pixels, cam, alpha), caption=f"Grad-CAM: {label(chosen)}", width="stretch")
+    st.caption("Red areas influenced the answer most. A heat map shows where the model looked, "
+               "not where disease is.")
 
-photo = upload or shot
-if photo is None:
-    st.info("No photo yet. " + DISCLAIMER)
-else:
-    result = analysed(photo.getvalue())
-    if result is not None:
+
+def photo_input(side: str):
+    """An upload, or (only when the person turns it on) the camera."""
+    key = side.lower()
+    if st.toggle("Use the camera", key=f"camera_on_{key}"):
+        return st.camera_input(f"Take a {key}-eye fundus photo", key=f"camera_{key}")
+    return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}")
+
+
+def png(rgb) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def visit_ui(results: dict[str, Result]) -> None:
+    """Save the visit to the history, or download the report for the doctor."""
+    classifier = get_classifier()
+    card = classifier.card
+    version = str(card.training.get("finished", "unknown"))
+    now = st.session_state.get("visit_time") or datetime.now(timezone.utc)
+    st.divider()
+    st.subheader("This visit")
+    eyes_report = []
+    for side, r in results.items():
+        ok = r.status == "ok"
+        heat = None
+        if ok:
+            top = classifier.classes.index(r.top)
+            heat = png(overlay(r.pixels, r.prediction.cams[top], 0.4))
+            meaning, action, _ = advice(r)
+        eyes_report.append(EyeReport(
+            side, r.status, r.message, [(label(c), p) for c, p in r.ranked] if ok else [],
+            png(r.pixels if ok else r.rgb) if (ok or r.rgb is not None) else None, heat,
+            f"{meaning} What to do: {action}" if ok else ""))
+    report = VisitReport(now, card.name, version, eyes_report)
+    left, middle, right = st.columns(3)
+    if left.button("Save this visit to my history", type="primary"):
+        try:
+            History().save(Visit(now, card.name, version, [
+                EyeRecord(side.lower(), r.status, r.message,
+                          {c: p for c, p in r.ranked} if r.status == "ok" else None,
+                          thumbnail_png(r.rgb) if r.rgb is not None else None)
+                for side, r in results.items()]))
+            st.success("Saved on this computer. See it on the History page.")
+        except HistoryUnavailable as exc:
+            st.error(str(exc))
+    middle.download_button("Report for your eye doctor (PDF)", report_pdf(report),
+                           file_name=f"clarityx-report-{now:%Y-%m-%d}.pdf", mime="application/pdf")
+    right.download_button("Printable page (HTML)", report_html(report),
+                          file_name=f"clarityx-report-{now:%Y-%m-%d}.html", mime="text/html")
+    st.caption("Nothing is saved unless you press Save. The report is made in memory for your download.")
+
+
+st.title("ClarityX — screen your eyes")
+st.write("Give a photo of the back of each eye (a **fundus photograph**), or just one. Everything runs "
+         "on this computer; no photo is sent anywhere or saved unless you choose to.")
+results: dict[str, Result] = {}
+for side, column in zip(SIDES, st.columns(2, gap="large")):
+    with column:
+        st.markdown(f"#### {side} eye")
+        photo = photo_input(side)
+        if photo is None:
+            st.caption(f"No {side.lower()}-eye photo yet.")
+            continue
+        result = analysed(side, photo.getvalue())
+        if result is None:
+            continue
+        results[side] = result
         if result.status == "ok":
-            show_result(result, eye)
+            show_result(result, side)
         else:
             show_refusal(result)
+if results:
+    visit_ui(results)
+st.caption(DISCLAIMER)

@@ -1,6 +1,10 @@
 """The Streamlit app driven headless with AppTest (file_uploader included)."""
 import io
+import json
 from pathlib import Path
+
+import numpy as np
+import skimage.data
 
 import pytest
 from PIL import Image
@@ -12,8 +16,9 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 @pytest.fixture
-def app(tiny_model, monkeypatch):
+def app(tiny_model, monkeypatch, tmp_path):
     monkeypatch.setenv("CLARITYX_MODEL", str(tiny_model))
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
     import app_pages.shared as shared
 
     shared._loader.clear()
@@ -35,8 +40,9 @@ def markdown_text(at) -> str:
 def test_start_page_shows_uploader_and_disclaimer(app):
     app.run()
     assert not app.exception
-    assert len(app.get("file_uploader")) == 1
-    assert any("not a diagnosis" in i.value for i in app.info)
+    assert [u.label for u in app.get("file_uploader")] == ["Right-eye fundus photo", "Left-eye fundus photo"]
+    assert "not a diagnosis" in markdown_text(app)
+    assert len(app.get("camera_input")) == 0  # the camera stays off until the person turns it on
 
 
 def test_upload_fundus_shows_ranked_chart_and_guidance(app, retina_png, monkeypatch):
@@ -54,11 +60,11 @@ def test_upload_fundus_shows_ranked_chart_and_guidance(app, retina_png, monkeypa
     assert "not a diagnosis" in markdown_text(app)
     # The class selector and opacity slider change the overlay without re-running the model.
     assert len(calls) == 1
-    app.selectbox(key="cam_class").select_index(1)
-    app.slider(key="cam_alpha").set_value(0.8)
+    app.selectbox(key="cam_class_right").select_index(1)
+    app.slider(key="cam_alpha_right").set_value(0.8)
     app.run()
     assert not app.exception and len(calls) == 1  # the model ran once, for the upload
-    assert app.slider(key="cam_alpha").value == 0.8 and app.selectbox(key="cam_class").index == 1
+    assert app.slider(key="cam_alpha_right").value == 0.8 and app.selectbox(key="cam_class_right").index == 1
 
 
 def test_non_image_upload_is_refused_clearly(app):
@@ -94,10 +100,66 @@ def test_no_model_installed_message(monkeypatch, tmp_path):
     shared._loader.clear()
 
 
-@pytest.mark.parametrize("page", ["app_pages/model_card.py", "app_pages/about.py"])
+@pytest.mark.parametrize("page", ["app_pages/model_card.py", "app_pages/about.py", "app_pages/history.py"])
 def test_other_pages_render(app, page):
     app.run()
     app.switch_page(page)
     app.run()
     assert not app.exception
     assert len(app.title) == 1
+
+
+def upload(app, index: int, name: str, data: bytes) -> None:
+    app.get("file_uploader")[index].set_value((name, data, "image/png"))
+    app.run()
+    assert not app.exception
+
+
+def test_a_visit_with_both_eyes_is_saved_plotted_and_deleted(app, retina_png, tiny_model):
+    from clarityx.screening.history import History
+
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    upload(app, 1, "left.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1)))
+    headings = [s.value for s in app.subheader]
+    assert any(h.startswith("Right eye: most like") for h in headings)
+    assert any(h.startswith("Left eye: most like") for h in headings)
+    assert len(History().visits()) == 0  # nothing is stored unless the person saves
+
+    next(b for b in app.button if "Save this visit" in b.label).click()
+    app.run()
+    assert not app.exception and any("Saved" in m.value for m in app.success)
+    visits = History().visits()
+    assert len(visits) == 1 and {e.side for e in visits[0].eyes} == {"right", "left"}
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    assert visits[0].model_name == card["name"] and visits[0].eyes[0].thumbnail.startswith(b"\x89PNG")
+
+    app.switch_page("app_pages/history.py")
+    app.run()
+    assert not app.exception
+    assert len(app.get("plotly_chart")) == 1 and len(app.dataframe[0].value) == 2  # trend plot, two eyes
+    app.radio(key="history_eye").set_value("Left")
+    app.run()
+    assert len(app.dataframe[0].value) == 1  # the left eye only
+    next(b for b in app.button if b.label == "Delete this visit").click()
+    app.run()
+    assert not app.exception and History().visits() == []
+
+
+def test_pdf_report_of_the_visit_opens_and_names_the_model(app, retina_png, tiny_model, monkeypatch):
+    """The bytes the download button serves come from report_pdf: capture them and open them."""
+    from pypdf import PdfReader
+
+    import clarityx.screening.report as report
+
+    made = []
+    real = report.report_pdf
+    monkeypatch.setattr(report, "report_pdf", lambda visit: made.append(real(visit)) or made[-1])
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    assert any("PDF" in b.proto.label for b in app.get("download_button"))
+    assert made, "no report was built"
+    text = PdfReader(io.BytesIO(made[-1])).pages[0].extract_text()
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    assert card["name"] in text and "Right eye" in text and "not a diagnosis" in text
+    assert f"version {card['training'].get('finished', 'unknown')}" in text

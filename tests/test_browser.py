@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +22,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tiny_model):
+class Server(str):
+    """The app's URL, and the server's process id."""
+
+    def __new__(cls, url: str, pid: int):
+        obj = super().__new__(cls, url)
+        obj.pid = pid
+        return obj
+
+
+def start_server(model: str | None):
     port = free_port()
-    env = {**os.environ, "CLARITYX_MODEL": str(tiny_model)}
+    env = {**os.environ, **({"CLARITYX_MODEL": model} if model else {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -41,6 +50,21 @@ def server(tiny_model):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    return Server(url, proc.pid), proc
+
+
+@pytest.fixture
+def server(tiny_model):
+    url, proc = start_server(str(tiny_model))
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def bundled_server():
+    """The app on the bundled model (its ONNX graph), as `make run` starts it."""
+    url, proc = start_server(None)
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -63,3 +87,76 @@ def test_upload_retina_shows_result_chart(server, retina_png):
             assert "most like" in text and "not a diagnosis" in text
         finally:
             browser.close()
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident memory of a process (Linux)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+ODIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "odir5k" / "preprocessed_images"
+
+
+@pytest.mark.skipif(not ODIR.is_dir(), reason="needs the shared ODIR-5K photos")
+def test_eight_people_at_once_see_only_their_own_results(bundled_server):
+    """Load: eight browser sessions on one running app upload different photos at the same moment,
+    twice each. Every session must show the heading its own photo gives when screened alone, and the
+    server's memory must stay bounded. (Streamlit's AppTest cannot do this: it swaps a process-wide
+    runtime singleton per run, so it is one session at a time.)"""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    from app_pages.guidance import label
+    from clarityx.loader import load_classifier
+    from clarityx.screening.pipeline import analyse
+
+    server, sessions, rounds = bundled_server, 8, 2
+    classifier = load_classifier()
+    expected, photos = {}, {}
+    for path in sorted(ODIR.glob("*.jpg"))[::37][:80]:  # photos whose headings all differ: a mix-up shows
+        result = analyse(classifier, path.read_bytes(), explain=False)
+        if result.status == "ok":
+            heading = f"most like {label(result.top)} ({result.ranked[0][1]:.0%})"
+            if heading not in expected.values():
+                photos[len(photos)] = path
+                expected[path] = heading
+        if len(photos) == sessions * rounds:
+            break
+    assert len(photos) == sessions * rounds
+
+    async def person(browser, s: int) -> list[tuple[str, str]]:
+        page = await (await browser.new_context()).new_page()
+        await page.goto(server)
+        seen = []
+        for r in range(rounds):
+            photo = photos[s * rounds + r]
+            await page.locator("input[type=file]").first.set_input_files(str(photo), timeout=120_000)
+            heading = page.locator("h3", has_text=expected[photo])
+            await heading.first.wait_for(timeout=180_000)
+            seen.append((expected[photo], await page.locator("h3", has_text="most like").first.inner_text()))
+        return seen
+
+    async def everyone():
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync",
+                "--disable-component-update", "--no-first-run"])
+            try:
+                return await asyncio.gather(*(person(browser, s) for s in range(sessions)))
+            finally:
+                await browser.close()
+
+    t0 = time.perf_counter()
+    results = [r for rs in asyncio.run(everyone()) for r in rs]
+    seconds = time.perf_counter() - t0
+    assert len(results) == sessions * rounds
+    for wanted, shown in results:
+        assert wanted in shown  # the session's own result, not a neighbour's
+    peak = vm_hwm_mb(server.pid)
+    assert peak < 1500, f"the server peaked at {peak:.0f} MB"
+    print(f"{sessions} sessions × {rounds} photos: {len(results)} results in {seconds:.0f} s "
+          f"({len(results) / seconds:.2f}/s); server peak memory {peak:.0f} MB")

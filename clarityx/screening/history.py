@@ -1,0 +1,165 @@
+"""A person's screening history, kept on their own computer in one SQLite file.
+
+Nothing is stored unless the person saves a visit. A visit is a date and one or two eyes; each eye
+keeps a small thumbnail, the gate's verdict, the calibrated probabilities and the model that gave
+them. The schema is versioned (``PRAGMA user_version``) and migrated forward on open; a damaged or
+locked file gives :class:`HistoryUnavailable` with a message, and each write is one transaction, so
+a failure never takes other visits with it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from clarityx.screening.errors import ClarityXError
+
+HISTORY_ENV = "CLARITYX_HISTORY"
+THUMBNAIL_SIDE = 128
+
+MIGRATIONS = [  # index i brings a database from user_version i to i + 1
+    """
+    CREATE TABLE visit (id INTEGER PRIMARY KEY, taken_at TEXT NOT NULL, model_name TEXT NOT NULL,
+                        model_version TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+    CREATE TABLE eye (id INTEGER PRIMARY KEY, visit_id INTEGER NOT NULL REFERENCES visit(id) ON DELETE CASCADE,
+                      side TEXT NOT NULL CHECK (side IN ('right', 'left')), status TEXT NOT NULL,
+                      message TEXT, probabilities TEXT, thumbnail BLOB);
+    CREATE INDEX eye_visit ON eye(visit_id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class HistoryUnavailable(ClarityXError):
+    """The history file cannot be opened or written (damaged, locked, no permission)."""
+
+
+def default_history_path() -> Path:
+    """``$CLARITYX_HISTORY``, else the per-user data folder of this platform."""
+    if os.environ.get(HISTORY_ENV):
+        return Path(os.environ[HISTORY_ENV])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "clarityx" / "history.sqlite3"
+
+
+def thumbnail_png(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    image.thumbnail((side, side))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class EyeRecord:
+    side: str                                   # "right" | "left"
+    status: str                                 # "ok" | "rejected" | "error"
+    message: str | None = None                  # the refusal, when not ok
+    probabilities: dict[str, float] | None = None
+    thumbnail: bytes | None = None              # PNG
+
+
+@dataclass
+class Visit:
+    taken_at: datetime
+    model_name: str
+    model_version: str
+    eyes: list[EyeRecord] = field(default_factory=list)
+    id: int | None = None
+
+
+class History:
+    """Visits in one SQLite file. Opening creates or migrates it."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_history_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise HistoryUnavailable(
+                        f"{self.path} was written by a newer ClarityX (schema {version}); update ClarityX "
+                        "to read it. It has not been changed.")
+                for step in range(version, SCHEMA_VERSION):
+                    db.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version = {step + 1}; COMMIT;")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _unavailable(self, exc: Exception) -> HistoryUnavailable:
+        why = ("it is in use by another program; close it and try again" if "locked" in str(exc)
+               else f"it is damaged or not a ClarityX history ({exc})")
+        return HistoryUnavailable(f"Your screening history at {self.path} cannot be used: {why}. "
+                                  f"Your other visits are not affected; to start afresh, move the file away "
+                                  f"or set {HISTORY_ENV} to another file.")
+
+    def _run(self, work):
+        try:
+            db = self._connect()
+            try:
+                return work(db)
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc) from exc
+
+    def save(self, visit: Visit) -> int:
+        """Store a visit (one transaction) and return its id."""
+        def work(db):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
+                                 (visit.taken_at.astimezone(timezone.utc).isoformat(), visit.model_name,
+                                  visit.model_version))
+                for eye in visit.eyes:
+                    db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
+                               (cur.lastrowid, eye.side, eye.status, eye.message,
+                                json.dumps(eye.probabilities) if eye.probabilities is not None else None,
+                                eye.thumbnail))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return cur.lastrowid
+        return self._run(work)
+
+    def visits(self, side: str | None = None) -> list[Visit]:
+        """Every visit, oldest first; with ``side``, only visits with that eye (and only that eye)."""
+        def work(db):
+            rows = db.execute("SELECT v.id, v.taken_at, v.model_name, v.model_version, e.side, e.status, "
+                              "e.message, e.probabilities, e.thumbnail FROM visit v LEFT JOIN eye e "
+                              "ON e.visit_id = v.id ORDER BY v.taken_at, v.id, e.side DESC").fetchall()
+            out: dict[int, Visit] = {}
+            for vid, taken, name, version, eye_side, status, message, probs, thumb in rows:
+                visit = out.setdefault(vid, Visit(datetime.fromisoformat(taken), name, version, id=vid))
+                if eye_side is not None and side in (None, eye_side):
+                    visit.eyes.append(EyeRecord(eye_side, status, message,
+                                                json.loads(probs) if probs else None, thumb))
+            return [v for v in out.values() if side is None or v.eyes]
+        return self._run(work)
+
+    def delete(self, visit_id: int) -> None:
+        self._run(lambda db: db.execute("DELETE FROM visit WHERE id = ?", (visit_id,)))
+
+    def delete_all(self) -> None:
+        self._run(lambda db: db.execute("DELETE FROM visit"))
