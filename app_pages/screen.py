@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.guidance import guidance, label, referable_dr_note, weak_classes
-from app_pages.shared import DISCLAIMER, get_classifier
+from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
 from clarityx.screening.heatmap import overlay
 from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
 from clarityx.screening.report import EyeReport, VisitReport, report_html, report_pdf
@@ -29,7 +29,6 @@ def probability_chart(ranked: list[tuple[str, float]]) -> go.Figure:
 
 
 SIDES = ("Right", "Left")
-PHOTO_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"]
 
 
 def analysed(side: str, data: bytes) -> Result | None:

@@ -1,13 +1,16 @@
 """What the pages share: the model, loaded once per process in the background."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
 
 from clarityx.loader import load_classifier
-from clarityx.screening.engine import CardedModel
+from clarityx.screening.catalogue import available_models, remember_model, remembered_model
+from clarityx.screening.engine import MODEL_ENV, CardedModel, default_model_path
 from clarityx.screening.errors import ClarityXError
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye disease out. "
@@ -15,31 +18,62 @@ DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye 
               "service at once for sudden loss of vision, a curtain over your sight, new flashes or "
               "floaters, or a painful red eye.")
 
+PHOTO_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"]  # what the uploaders accept
+
 
 # Loading a model's native libraries holds Python's GIL for a moment (seconds when it falls back
 # to TensorFlow); a short pause first lets Streamlit send the first page to the browser.
 LOAD_DELAY_S = 0.2
 
 
-def _load() -> CardedModel:
+def _load(path: str) -> CardedModel:
     time.sleep(LOAD_DELAY_S)
-    return load_classifier()
+    return load_classifier(path)
 
 
 @st.cache_resource(show_spinner=False)
-def _loader() -> Future:
-    # One thread, one load per process; every session shares the Classifier (read-only).
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader").submit(_load)
+def _loader(path: str) -> Future:
+    # One thread, one load per model per process; every session shares the model (read-only).
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader").submit(_load, path)
+
+
+def chosen_model() -> str:
+    """The model this session uses: the one picked in the sidebar, else ``$CLARITYX_MODEL`` (an
+    explicit choice for this run), else the one remembered from last time, else the bundled one."""
+    if "model_path" not in st.session_state:
+        remembered = None if os.environ.get(MODEL_ENV) else remembered_model()
+        known = {str(m.path) for m in available_models()}
+        st.session_state["model_path"] = remembered if remembered in known else str(default_model_path())
+    return st.session_state["model_path"]
+
+
+def model_picker() -> None:
+    """Sidebar: every installed model with its card; the choice is remembered for next time."""
+    models = available_models()
+    if len(models) < 2:
+        return
+    paths = [str(m.path) for m in models]
+    current = chosen_model()
+    choice = st.sidebar.selectbox("Model", paths, index=paths.index(current) if current in paths else 0,
+                                  format_func=lambda p: next(m.label for m in models if str(m.path) == p),
+                                  key="model_picker")
+    if choice != current:
+        st.session_state["model_path"] = choice
+        st.session_state.pop("results", None)  # results of the other model are not this one's
+        try:
+            remember_model(Path(choice))
+        except OSError:
+            pass  # not remembered, still used in this session
 
 
 def start_model_loading() -> None:
-    _loader()
+    _loader(chosen_model())
 
 
 def get_classifier() -> CardedModel | None:
     """Wait for the model (if still loading); None when no model could be loaded. A failed load is
     not cached: the next page run tries again (say, after the model file was put in place)."""
-    future = _loader()
+    future = _loader(chosen_model())
     try:
         if future.done():
             return future.result()

@@ -69,12 +69,12 @@ def main() -> None:
 
     from clarityx.screening.card_markdown import render
     from clarityx.screening.imageio import load_image
-    from clarityx.model.keras_engine import Classifier
+    from clarityx.loader import load_classifier
     from clarityx.screening.card import card_path, markdown_path
     from clarityx.data.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
     from clarityx.data.split import read_split
 
-    classifier = Classifier(args.model)
+    classifier = load_classifier(args.model)  # the ONNX engine when the graph is in sync: as the app
     split_csv = classifier.path.with_name(classifier.path.stem + ".split.csv")
     split = read_split(split_csv)
     val, test = split.of("validation"), split.of("test")

@@ -100,7 +100,8 @@ def test_no_model_installed_message(monkeypatch, tmp_path):
     shared._loader.clear()
 
 
-@pytest.mark.parametrize("page", ["app_pages/model_card.py", "app_pages/about.py", "app_pages/history.py"])
+@pytest.mark.parametrize("page", ["app_pages/model_card.py", "app_pages/about.py", "app_pages/history.py",
+                                  "app_pages/batch.py"])
 def test_other_pages_render(app, page):
     app.run()
     app.switch_page(page)
@@ -163,3 +164,52 @@ def test_pdf_report_of_the_visit_opens_and_names_the_model(app, retina_png, tiny
     card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
     assert card["name"] in text and "Right eye" in text and "not a diagnosis" in text
     assert f"version {card['training'].get('finished', 'unknown')}" in text
+
+
+def test_every_installed_model_can_be_picked_and_the_choice_is_remembered(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    import app_pages.shared as shared
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("eyes_a", "eyes_b"):
+        shutil.copy(tiny_model, models / f"{name}.keras")
+        card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+        (models / f"{name}.card.json").write_text(json.dumps({**card, "name": name}))
+    monkeypatch.setenv("CLARITYX_MODELS_DIR", str(models))
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
+    monkeypatch.setenv("CLARITYX_MODEL", str(models / "eyes_a.keras"))
+    shared._loader.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    picker = at.sidebar.selectbox(key="model_picker")
+    assert any("eyes_b" in o for o in picker.options) and "eyes_a" in picker.value
+    picker.set_value(str(models / "eyes_b.keras"))
+    at.run()
+    at.switch_page("app_pages/model_card.py")
+    at.run()
+    assert not at.exception and any("eyes_b" in m.value for m in at.markdown)
+
+    monkeypatch.delenv("CLARITYX_MODEL")  # next time, with no explicit choice: the remembered one
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.run()
+    assert not again.exception and again.sidebar.selectbox(key="model_picker").value == str(models / "eyes_b.keras")
+    shared._loader.clear()
+
+
+def test_a_batch_of_good_and_bad_files_gives_a_table_bad_files_with_reasons_and_a_csv(app, retina_png):
+    app.run()
+    app.switch_page("app_pages/batch.py")
+    app.run()
+    files = [("retina.png", retina_png.read_bytes()), ("notes.png", b"not an image at all"),
+             ("shifted.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1))),
+             ("cat.png", png_bytes(skimage.data.chelsea()))]
+    app.get("file_uploader")[0].set_value([(n, d, "image/png") for n, d in files])
+    app.run()
+    assert not app.exception
+    good, bad = app.dataframe[0].value, app.dataframe[1].value
+    assert sorted(good["file"]) == ["retina.png", "shifted.png"]
+    assert sorted(bad["file"]) == ["cat.png", "notes.png"] and all(bad["reason"].str.len() > 10)
+    button = next(b for b in app.get("download_button") if "CSV" in b.proto.label)
+    assert button is not None

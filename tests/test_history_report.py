@@ -8,7 +8,7 @@ import pytest
 
 from clarityx.screening.history import (SCHEMA_VERSION, EyeRecord, History, HistoryUnavailable, Visit,
                                         thumbnail_png)
-from clarityx.screening.report import EyeReport, VisitReport, report_html, report_pdf
+from clarityx.screening.report import EyeReport, VisitReport, batch_csv, report_html, report_pdf
 from tests.conftest import synthetic_fundus
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
@@ -121,3 +121,14 @@ def test_thumbnail_is_small():
 
     thumb = Image.open(io.BytesIO(thumbnail_png(np.zeros((900, 1200, 3), np.uint8))))
     assert max(thumb.size) == 128
+
+
+def test_batch_csv_keeps_every_file_with_its_probabilities_or_reason():
+    import csv
+
+    text = batch_csv([("a.jpg", "ok", [("glaucoma", 0.7), ("normal", 0.3)], None),
+                      ("b.png", "rejected", [], "Not a fundus photo, it seems.")], ["normal", "glaucoma"])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0] == {"file": "a.jpg", "status": "ok", "top": "glaucoma", "normal": "0.300000",
+                       "glaucoma": "0.700000", "message": ""}
+    assert rows[1]["status"] == "rejected" and rows[1]["normal"] == "" and "fundus" in rows[1]["message"]

@@ -5,6 +5,7 @@ Made in memory and handed to the browser as a download; nothing is written to di
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 from dataclasses import dataclass, field
@@ -106,3 +107,16 @@ def report_html(visit: VisitReport) -> str:
             f"<h1>ClarityX screening report</h1><p>Date: {visit.taken_at:%Y-%m-%d %H:%M} · Model: "
             f"{html.escape(visit.model_name)} (version {html.escape(visit.model_version)})</p>"
             + "".join(eyes) + f"<p><em>{html.escape(DISCLAIMER)}</em></p></body></html>")
+
+
+def batch_csv(rows: list[tuple[str, str, list[tuple[str, float]], str | None]], classes: list[str]) -> str:
+    """A batch's results as CSV: one line per file (name, status, top class, every class's
+    probability, message); refused files keep their line, with the reason."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["file", "status", "top", *classes, "message"])
+    for name, status, ranked, message in rows:
+        probs = dict(ranked)
+        writer.writerow([name, status, ranked[0][0] if ranked else "",
+                         *(f"{probs[c]:.6f}" if c in probs else "" for c in classes), message or ""])
+    return buf.getvalue()
