@@ -12,6 +12,7 @@ pages = [
     st.Page("app_pages/screen.py", title="Screen your eyes", icon=":material/search:", default=True),
     st.Page("app_pages/history.py", title="History", icon=":material/timeline:"),
     st.Page("app_pages/batch.py", title="Many photos", icon=":material/photo_library:"),
+    st.Page("app_pages/retrain.py", title="Retrain", icon=":material/model_training:"),
     st.Page("app_pages/model_card.py", title="Model", icon=":material/description:"),
     st.Page("app_pages/about.py", title="About & privacy", icon=":material/lock:"),
 ]

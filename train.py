@@ -85,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--name", help="model name in the card (default: output file stem)")
     g.add_argument("--cache-dir", default=".cache", help="decoded images and checkpoints")
     g.add_argument("--resume", action="store_true", help="continue phase 2 from the last checkpoint")
+    g.add_argument("--progress-file", help="keep a JSON progress report here (stage, epoch, losses), for the app")
     return p.parse_args(argv)
 
 
@@ -133,6 +134,25 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     return classes, samples, report, split, parts, repeats
 
 
+def report_progress(args: argparse.Namespace, **fields) -> None:
+    """Write the progress report (``--progress-file``) whole: the app polls it."""
+    if args.progress_file:
+        from clarityx.screening.files import write_text
+
+        write_text(args.progress_file, json.dumps({"time": time.time(), **fields}))
+
+
+def progress_callback(args: argparse.Namespace, phase: str, epochs: int):
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            report_progress(args, stage=phase, epoch=epoch + 1, epochs=epochs,
+                            **{k: float(logs[k]) for k in ("loss", "val_loss", "val_accuracy") if k in logs})
+    return Progress()
+
+
 def patients_in_two_splits(samples) -> int:
     """How many patient (or duplicate) groups sit in more than one split: must be 0."""
     splits: dict = {}
@@ -159,7 +179,8 @@ def train_head(model, x: dict, y: dict, args: argparse.Namespace, class_weight: 
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     head.fit(f_train, y["train"], validation_data=(f_val, y["validation"]), epochs=args.head_epochs,
              batch_size=32, class_weight=class_weight, verbose=2,
-             callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+             callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True),
+                        progress_callback(args, "training the head", args.head_epochs)])
 
 
 def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> int:
@@ -218,7 +239,8 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
         validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
         epochs=min(args.stop_after or args.epochs, args.epochs), initial_epoch=initial_epoch,
         class_weight=class_weight, verbose=2,
-        callbacks=[Checkpoint(best_loss), keras.callbacks.EarlyStopping(patience=args.patience)])
+        callbacks=[Checkpoint(best_loss), keras.callbacks.EarlyStopping(patience=args.patience),
+                   progress_callback(args, "fine-tuning the whole network", args.epochs)])
     if best.exists():
         model.load_weights(best)
     return initial_epoch + len(history.history.get("loss", [])), seconds_before + time.time() - started
@@ -307,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     roots = [Path(d).parent if d.endswith(".csv") else Path(d) for d in args.data]
     data_root = Path(os.path.commonpath([str(r.resolve()) for r in roots]))
 
+    report_progress(args, stage="reading and auditing the data")
     classes, samples, report, split, parts, split_repeats = prepare_data(args, classes)
     if not parts["train"] or not parts["validation"]:
         print("error: the split left no training or validation images", file=sys.stderr)
@@ -335,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc} Free some space, then continue with the same command and --resume.", file=sys.stderr)
         return 1
 
+    report_progress(args, stage="calibrating and testing")
     metrics, calibration = evaluate_model(model, x, parts, classes, args, class_weight)
     ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
     val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
@@ -401,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     save_model(model, card, output)
     ood.save(ood_path(output))
+    report_progress(args, stage="finished", test_macro_f1=metrics.get("test", {}).get("macro_f1"))
     print(f"Saved {output} ({output.stat().st_size / 2**20:.1f} MB) with its card; "
           f"temperature {calibration['temperature']:.2f}; {time.time() - started:.0f} s in all")
     return 0
