@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.shared import model_picker, start_model_loading
 
 st.set_page_config(page_title="ClarityX", page_icon=":material/visibility:", layout="wide")
+start_model_loading()  # first thing: the model loads in the background while the page is drawn
 
 pages = [
     st.Page("app_pages/screen.py", title="Screen your eyes", icon=":material/search:", default=True),
@@ -19,4 +20,3 @@ pages = [
 navigation = st.navigation(pages)
 model_picker()
 navigation.run()
-start_model_loading()  # the model loads in the background (ONNX Runtime: well under a second)

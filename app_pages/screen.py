@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.guidance import guidance, label, referable_dr_note, weak_classes
-from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
+from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
+from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
 from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
 from clarityx.screening.report import EyeReport, VisitReport, report_html, report_pdf
@@ -114,27 +115,35 @@ def png(rgb) -> bytes:
     return buf.getvalue()
 
 
+def visit_report(results: dict[str, Result], classifier, taken_at: datetime, version: str) -> VisitReport:
+    """The visit as the report shows it. Made only when a download is asked for, so it uses no
+    Streamlit state: everything it needs is passed in."""
+    eyes = []
+    for side, r in results.items():
+        ok = r.status == "ok"
+        heat, text = None, ""
+        if ok:
+            heat = png(overlay(r.pixels, r.prediction.cams[classifier.classes.index(r.top)], 0.4))
+            meaning, action, _ = advice(r)
+            text = f"{meaning} What to do: {action}"
+        photo = r.pixels if ok else r.rgb
+        eyes.append(EyeReport(side, r.status, r.message, [(label(c), p) for c, p in r.ranked] if ok else [],
+                              png(photo) if photo is not None else None, heat, text))
+    return VisitReport(taken_at, classifier.card.name, version, eyes)
+
+
 def visit_ui(results: dict[str, Result]) -> None:
     """Save the visit to the history, or download the report for the doctor."""
     classifier = get_classifier()
     card = classifier.card
     version = str(card.training.get("finished", "unknown"))
     now = st.session_state.get("visit_time") or datetime.now(timezone.utc)
+
+    def report() -> VisitReport:
+        return visit_report(results, classifier, now, version)
+
     st.divider()
     st.subheader("This visit")
-    eyes_report = []
-    for side, r in results.items():
-        ok = r.status == "ok"
-        heat = None
-        if ok:
-            top = classifier.classes.index(r.top)
-            heat = png(overlay(r.pixels, r.prediction.cams[top], 0.4))
-            meaning, action, _ = advice(r)
-        eyes_report.append(EyeReport(
-            side, r.status, r.message, [(label(c), p) for c, p in r.ranked] if ok else [],
-            png(r.pixels if ok else r.rgb) if (ok or r.rgb is not None) else None, heat,
-            f"{meaning} What to do: {action}" if ok else ""))
-    report = VisitReport(now, card.name, version, eyes_report)
     left, middle, right = st.columns(3)
     if left.button("Save this visit to my history", type="primary"):
         try:
@@ -146,11 +155,32 @@ def visit_ui(results: dict[str, Result]) -> None:
             st.success("Saved on this computer. See it on the History page.")
         except HistoryUnavailable as exc:
             st.error(str(exc))
-    middle.download_button("Report for your eye doctor (PDF)", report_pdf(report),
+    middle.download_button("Report for your eye doctor (PDF)", lambda: report_pdf(report()),
                            file_name=f"clarityx-report-{now:%Y-%m-%d}.pdf", mime="application/pdf")
-    right.download_button("Printable page (HTML)", report_html(report),
+    right.download_button("Printable page (HTML)", lambda: report_html(report()),
                           file_name=f"clarityx-report-{now:%Y-%m-%d}.html", mime="text/html")
     st.caption("Nothing is saved unless you press Save. The report is made in memory for your download.")
+
+
+def expectations_ui() -> None:
+    """Before any photo: how often the chosen model recognised each condition in testing, so a result
+    is read for what it is worth. (Drawing it also loads the charting code before the first result.)"""
+    try:
+        card = ModelCard.load(card_path(chosen_model()))
+    except (OSError, ValueError, TypeError):
+        return  # no model, or a damaged card: the message comes with the first photo
+    per_class = card.metrics.get("test", {}).get("per_class", {})
+    if not per_class:
+        return
+    names = [label(c) for c in per_class][::-1]
+    recalls = [m["recall"] for m in per_class.values()][::-1]
+    fig = go.Figure(go.Bar(x=recalls, y=names, orientation="h", text=[f"{r:.0%}" for r in recalls],
+                           textposition="auto", marker_color="#9aa5b1"))
+    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%"), height=40 + 32 * len(names),
+                      margin=dict(l=10, r=10, t=10, b=10))
+    st.markdown("##### Before you start: how often this model recognised each finding in testing")
+    st.plotly_chart(fig, width="stretch", key="expectations")
+    st.caption("Out of held-out photos that showed it. A low bar means it often misses that condition.")
 
 
 st.title("ClarityX — screen your eyes")
@@ -174,4 +204,6 @@ for side, column in zip(SIDES, st.columns(2, gap="large")):
             show_refusal(result)
 if results:
     visit_ui(results)
+else:
+    expectations_ui()
 st.caption(DISCLAIMER)

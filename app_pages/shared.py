@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from clarityx.loader import load_classifier
 from clarityx.screening.catalogue import available_models, remember_model, remembered_model
 from clarityx.screening.engine import MODEL_ENV, CardedModel, default_model_path
 from clarityx.screening.errors import ClarityXError
+from clarityx.screening.gate import check_image
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye disease out. "
               "See an eye doctor for any concern about your eyes or vision, and go to an emergency "
@@ -28,7 +30,13 @@ LOAD_DELAY_S = 0.2
 
 def _load(path: str) -> CardedModel:
     time.sleep(LOAD_DELAY_S)
-    return load_classifier(path)
+    model = load_classifier(path)
+    # Exercise the photo path once (gate, camera normalisation: OpenCV's first calls are slow), so the
+    # first person's photo does not pay for it.
+    rgb = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    check_image(rgb)
+    model.prepare(rgb)
+    return model
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,7 +6,7 @@
 For each repeat: start a fresh Streamlit server, open the page, and time
 - server answering (health endpoint),
 - page interactive (the file uploader is on screen),
-- first result (a fundus photo uploaded the moment the uploader appears -> ranked chart shown).
+- first result (a fundus photo uploaded the moment the uploader appears -> its result heading and chart shown).
 Needs Debian's chromium and the playwright package (both in requirements-dev / .ci/run).
 """
 from __future__ import annotations
@@ -61,7 +61,9 @@ def one_run(photo: Path, model: str | None) -> dict[str, float]:
             upload.wait_for(state="attached", timeout=60_000)
             t_interactive = time.perf_counter()
             upload.set_input_files(str(photo))
-            page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+            # The result's heading, then its chart (the start page's expectations chart is gone by then).
+            page.locator("h3", has_text="most like").first.wait_for(timeout=120_000)
+            page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=120_000)
             t_result = time.perf_counter()
             browser.close()
     finally:

@@ -148,22 +148,27 @@ def test_a_visit_with_both_eyes_is_saved_plotted_and_deleted(app, retina_png, ti
 
 
 def test_pdf_report_of_the_visit_opens_and_names_the_model(app, retina_png, tiny_model, monkeypatch):
-    """The bytes the download button serves come from report_pdf: capture them and open them."""
+    """The report is made when its button is pressed: take what the button would serve and open it."""
     from pypdf import PdfReader
+    from streamlit.delta_generator import DeltaGenerator
 
-    import clarityx.screening.report as report
+    served = {}
+    real = DeltaGenerator.download_button
 
-    made = []
-    real = report.report_pdf
-    monkeypatch.setattr(report, "report_pdf", lambda visit: made.append(real(visit)) or made[-1])
+    def recording(self, label, data, *args, **kwargs):
+        served[label] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
     app.run()
     upload(app, 0, "right.png", retina_png.read_bytes())
-    assert any("PDF" in b.proto.label for b in app.get("download_button"))
-    assert made, "no report was built"
-    text = PdfReader(io.BytesIO(made[-1])).pages[0].extract_text()
+    pdf = next(data for label, data in served.items() if "PDF" in label)
+    text = PdfReader(io.BytesIO(pdf())).pages[0].extract_text()
     card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
     assert card["name"] in text and "Right eye" in text and "not a diagnosis" in text
     assert f"version {card['training'].get('finished', 'unknown')}" in text
+    html = next(data for label, data in served.items() if "HTML" in label)()
+    assert "Right eye" in html and "data:image/png;base64," in html
 
 
 def test_every_installed_model_can_be_picked_and_the_choice_is_remembered(tiny_model, tmp_path, monkeypatch):

@@ -70,8 +70,11 @@ def bundled_server():
     proc.wait(timeout=20)
 
 
-def test_upload_retina_shows_result_chart(server, retina_png):
+def test_upload_retina_shows_result_chart_and_the_report_downloads(server, retina_png, tiny_model):
+    import json
+
     from playwright.sync_api import sync_playwright
+    from pypdf import PdfReader
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -79,12 +82,18 @@ def test_upload_retina_shows_result_chart(server, retina_png):
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page()
+            page = browser.new_page(accept_downloads=True)
             page.goto(server)
             page.locator("input[type=file]").first.set_input_files(str(retina_png), timeout=60_000)
             page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
             text = page.inner_text("body")
             assert "most like" in text and "not a diagnosis" in text
+            # The report for the doctor, as a person downloads it: a PDF that opens and names the model.
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_text("Report for your eye doctor (PDF)").click()
+            pdf = PdfReader(download.value.path()).pages[0].extract_text()
+            card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+            assert card["name"] in pdf and f"version {card['training'].get('finished', 'unknown')}" in pdf
         finally:
             browser.close()
 

@@ -133,7 +133,7 @@ class OnnxClassifier(CardedModel):
     can_explain = True
     engine = "onnx"
 
-    def __init__(self, path: str | Path | None = None, threads: int = 0) -> None:
+    def __init__(self, path: str | Path | None = None, threads: int = 0, warm_up: bool = True) -> None:
         super().__init__(path)
         if self.path.suffix != ".onnx":
             self.path = onnx_path(self.path)
@@ -154,6 +154,8 @@ class OnnxClassifier(CardedModel):
         self._input = self._session.get_inputs()[0].name
         self.check_matches_card(self._session.get_inputs()[0].shape, outputs[self._names["probabilities"]][-1])
         self.source_sha256 = self._session.get_modelmeta().custom_metadata_map.get(SOURCE_HASH_KEY)
+        if warm_up:  # ONNX Runtime's first run allocates and plans: do it now, not on a person's photo
+            self.explain(np.zeros((self.size, self.size, 3), np.uint8))
 
     def exported_from(self, keras_path: Path) -> bool:
         """True when this graph was exported from that very ``.keras`` file."""
