@@ -24,7 +24,8 @@ def trend_figure(visits: list[Visit]) -> go.Figure:
     for (c, side), (xs, ys) in sorted(series.items()):
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{label(c)} ({side})",
                                  line=dict(dash="solid" if side == "right" else "dot")))
-    fig.update_layout(yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"), height=380,
+    fig.update_layout(yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                      xaxis=dict(tickformat="%Y-%m-%d"), height=380,
                       margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h"))
     return fig
 

@@ -94,4 +94,4 @@ if folder:
     except RetrainRefused as exc:
         st.error(str(exc))
 progress_ui()
-st.caption(f"{len(available_models())} models installed. " + DISCLAIMER)
+st.caption(f"Models installed: {len(available_models())}. " + DISCLAIMER)
