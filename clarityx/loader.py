@@ -38,11 +38,12 @@ def load_classifier(path: str | Path | None = None, engine: str | None = None) -
         return OnnxClassifier(path)
     if engine == "auto" and path.is_file() and onnx_path(path).is_file():
         try:
-            fast = OnnxClassifier(path)
+            fast = OnnxClassifier(path, warm_up=False)  # warmed up only if it is the one used
             problem = None if fast.exported_from(path) else f"was exported from another version of {path.name}"
         except ModelUnreadable as exc:
             problem = f"cannot be read ({exc})"
         if problem is None:
+            fast.warm_up()
             return fast
         warnings.warn(f"{onnx_path(path)} {problem}: using TensorFlow (slower to start); re-export with "
                       f"`clarityx export --model {path} --format onnx`", stacklevel=2)

@@ -154,8 +154,12 @@ class OnnxClassifier(CardedModel):
         self._input = self._session.get_inputs()[0].name
         self.check_matches_card(self._session.get_inputs()[0].shape, outputs[self._names["probabilities"]][-1])
         self.source_sha256 = self._session.get_modelmeta().custom_metadata_map.get(SOURCE_HASH_KEY)
-        if warm_up:  # ONNX Runtime's first run allocates and plans: do it now, not on a person's photo
-            self.explain(np.zeros((self.size, self.size, 3), np.uint8))
+        if warm_up:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """ONNX Runtime's first run allocates and plans: do it now, not on a person's photo."""
+        self.explain(np.zeros((self.size, self.size, 3), np.uint8))
 
     def exported_from(self, keras_path: Path) -> bool:
         """True when this graph was exported from that very ``.keras`` file."""
