@@ -137,9 +137,13 @@ def test_eight_people_at_once_see_only_their_own_results(bundled_server):
             break
     assert len(photos) == sessions * rounds
 
-    async def person(browser, s: int) -> list[tuple[str, str]]:
+    async def open_page(browser):
         page = await (await browser.new_context()).new_page()
-        await page.goto(server)
+        await page.goto(server, timeout=180_000, wait_until="domcontentloaded")
+        await page.locator("input[type=file]").first.wait_for(state="attached", timeout=180_000)
+        return page
+
+    async def person(page, s: int) -> list[tuple[str, str]]:
         seen = []
         for r in range(rounds):
             photo = photos[s * rounds + r]
@@ -154,8 +158,9 @@ def test_eight_people_at_once_see_only_their_own_results(bundled_server):
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync",
                 "--disable-component-update", "--no-first-run"])
-            try:
-                return await asyncio.gather(*(person(browser, s) for s in range(sessions)))
+            try:  # everybody's page open first; then all upload at the same moment
+                pages = await asyncio.gather(*(open_page(browser) for _ in range(sessions)))
+                return await asyncio.gather(*(person(page, s) for s, page in enumerate(pages)))
             finally:
                 await browser.close()
 
