@@ -4,7 +4,6 @@ Photos stay in memory; nothing is written to disk. Bad files are listed with the
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import streamlit as st
@@ -13,7 +12,7 @@ from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
 from clarityx.screening.history import thumbnail_png
 from clarityx.screening.pipeline import Result, analyse
-from clarityx.screening.report import batch_csv
+from clarityx.screening.report import batch_csv, png_data_uri
 
 
 def screen_all(files) -> list[tuple[str, Result]]:
@@ -39,7 +38,7 @@ def table(results: list[tuple[str, Result]], classes: list[str]) -> list[dict]:
         if r.status != "ok":
             continue
         probs = dict(r.ranked)
-        thumb = "data:image/png;base64," + base64.b64encode(thumbnail_png(r.rgb, 96)).decode()
+        thumb = png_data_uri(thumbnail_png(r.rgb, 96))
         rows.append({"photo": thumb, "file": name, "most like": label(r.top),
                      **{label(c): round(probs[c], 4) for c in classes}})
     return rows

@@ -1,14 +1,13 @@
 """History: the visits a person chose to save, on this computer — listed, plotted over time, deleted."""
 from __future__ import annotations
 
-import base64
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER
 from clarityx.screening.history import History, HistoryUnavailable, Visit
+from clarityx.screening.report import png_data_uri
 
 
 def trend_figure(visits: list[Visit]) -> go.Figure:
@@ -37,7 +36,7 @@ def rows(visits: list[Visit]) -> list[dict]:
             top = max(e.probabilities, key=e.probabilities.get) if e.probabilities else None
             out.append({
                 "date": v.taken_at.strftime("%Y-%m-%d %H:%M"), "eye": e.side,
-                "photo": "data:image/png;base64," + base64.b64encode(e.thumbnail).decode() if e.thumbnail else None,
+                "photo": png_data_uri(e.thumbnail) if e.thumbnail else None,
                 "result": f"{label(top)} ({e.probabilities[top]:.0%})" if top else f"not graded: {e.message}",
                 "model": f"{v.model_name} ({v.model_version})", "visit": v.id})
     return out

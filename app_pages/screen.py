@@ -4,7 +4,6 @@ download a report for the eye doctor."""
 from __future__ import annotations
 
 import hashlib
-import io
 from datetime import datetime, timezone
 
 import plotly.graph_objects as go
@@ -107,14 +106,6 @@ def photo_input(side: str):
     return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}")
 
 
-def png(rgb) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def visit_report(results: dict[str, Result], classifier, taken_at: datetime, version: str) -> VisitReport:
     """The visit as the report shows it. Made only when a download is asked for, so it uses no
     Streamlit state: everything it needs is passed in."""
@@ -123,12 +114,12 @@ def visit_report(results: dict[str, Result], classifier, taken_at: datetime, ver
         ok = r.status == "ok"
         heat, text = None, ""
         if ok:
-            heat = png(overlay(r.pixels, r.prediction.cams[classifier.classes.index(r.top)], 0.4))
+            heat = thumbnail_png(overlay(r.pixels, r.prediction.cams[classifier.classes.index(r.top)], 0.4), None)
             meaning, action, _ = advice(r)
             text = f"{meaning} What to do: {action}"
         photo = r.pixels if ok else r.rgb
         eyes.append(EyeReport(side, r.status, r.message, [(label(c), p) for c, p in r.ranked] if ok else [],
-                              png(photo) if photo is not None else None, heat, text))
+                              thumbnail_png(photo, None) if photo is not None else None, heat, text))
     return VisitReport(taken_at, classifier.card.name, version, eyes)
 
 

@@ -14,13 +14,14 @@ from clarityx.screening.catalogue import available_models, remember_model, remem
 from clarityx.screening.engine import MODEL_ENV, CardedModel, default_model_path
 from clarityx.screening.errors import ClarityXError
 from clarityx.screening.gate import check_image
+from clarityx.screening.imageio import IMAGE_SUFFIXES
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye disease out. "
               "See an eye doctor for any concern about your eyes or vision, and go to an emergency "
               "service at once for sudden loss of vision, a curtain over your sight, new flashes or "
               "floaters, or a painful red eye.")
 
-PHOTO_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"]  # what the uploaders accept
+PHOTO_TYPES = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)  # what the uploaders accept: what imageio reads
 
 
 # Loading a model's native libraries holds Python's GIL for a moment (seconds when it falls back

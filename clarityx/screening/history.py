@@ -54,11 +54,13 @@ def default_history_path() -> Path:
     return base / "clarityx" / "history.sqlite3"
 
 
-def thumbnail_png(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+def thumbnail_png(rgb: np.ndarray, side: int | None = THUMBNAIL_SIDE) -> bytes:
+    """The image as PNG bytes, shrunk to fit ``side`` pixels (``None``: full size)."""
     from PIL import Image
 
     image = Image.fromarray(rgb)
-    image.thumbnail((side, side))
+    if side is not None:
+        image.thumbnail((side, side))
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()

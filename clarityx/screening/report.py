@@ -35,6 +35,11 @@ class VisitReport:
     eyes: list[EyeReport]
 
 
+def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI: an image inside a self-contained page or table."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _latin1(text: str) -> str:
     """fpdf2's core fonts are Latin-1: spell the few other characters ClarityX uses."""
     for a, b in (("—", "-"), ("–", "-"), ("≥", ">="), ("≤", "<="), ("×", "x"), ("’", "'"), ("“", '"'),
@@ -91,7 +96,7 @@ def report_pdf(visit: VisitReport) -> bytes:
 def report_html(visit: VisitReport) -> str:
     """The same report as one self-contained printable HTML page."""
     def img(png: bytes | None, alt: str) -> str:
-        return (f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else "")
+        return f'<img alt="{alt}" src="{png_data_uri(png)}">' if png else ""
 
     eyes = []
     for eye in visit.eyes:
