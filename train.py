@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--data", required=True, action="append",
                    help="dataset folder or manifest CSV; repeat for several (best-labelled first)")
     g.add_argument("--layout", choices=list(LAYOUTS), help="default: detected")
+    g.add_argument("--task", choices=["conditions", "dr-grade"], default="conditions",
+                   help="conditions: one output per eye condition (normal, cataract, ...); dr-grade: one output "
+                        "per diabetic-retinopathy grade 0-4 (APTOS 2019, EyePACS, ODIR-5K grades), from the eyes "
+                        "whose grade is known. (A glaucoma model: --data a G1020 download, task conditions.)")
     g.add_argument("--group-pattern", default=EYE_PAIR_PATTERN,
                    help="folder datasets: regex whose first group names the patient in a file name")
     g.add_argument("--classes",
@@ -92,16 +96,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare_data(args: argparse.Namespace, classes: list[str]):
     """Read, audit and split the datasets (reusing a split file when it exists and matches)."""
     from clarityx.data.audit import audit
-    from clarityx.data.datasets import REPORTED_APART, drop_ungraded_dr, load_datasets, relabel_dr_grade0
+    from clarityx.data.datasets import (REPORTED_APART, as_dr_grades, drop_ungraded_dr, load_datasets,
+                                        relabel_dr_grade0)
     from clarityx.data.split import make_split, read_split, write_split
 
     samples, repeats = load_datasets(args.data, args.layout, args.group_pattern)
     print(f"{len(samples)} photos ({repeats} reached through two datasets, counted once)")
-    if args.dr_ungraded == "drop":
-        samples = drop_ungraded_dr(samples)
-    samples = relabel_dr_grade0(samples, args.dr_grade0)
+    if args.task == "dr-grade":
+        samples = as_dr_grades(samples)
+    else:
+        if args.dr_ungraded == "drop":
+            samples = drop_ungraded_dr(samples)
+        samples = relabel_dr_grade0(samples, args.dr_grade0)
     present = {s.label for s in samples} - set(REPORTED_APART)
-    classes = classes or [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
+    classes = classes or [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))  # dr_grade_0..4
     samples = [s for s in samples if s.label in classes or s.label in REPORTED_APART]
     report = audit(samples, root=" + ".join(args.data))
     print(report.summary(), flush=True)
@@ -264,8 +272,9 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
 
     from clarityx.training import steps as T
     from clarityx.training.evaluate import screening_report
+    from clarityx.screening.grades import referable_scores
     from clarityx.training.metrics import (apply_temperature, expected_calibration_error, fit_temperature,
-                                  threshold_for_sensitivity)
+                                           threshold_for_sensitivity)
 
     bias = [-float(np.log(class_weight[i])) for i in range(len(classes))]
     raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
@@ -275,9 +284,9 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
     dr_threshold = None
     graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
     referable = np.array([parts["validation"][i].grade >= 2 for i in graded], bool)
-    if "diabetic_retinopathy" in classes and referable.any():
-        dr_threshold = threshold_for_sensitivity(
-            probs["validation"][graded, classes.index("diabetic_retinopathy")], referable, args.dr_sensitivity)
+    scores = referable_scores(probs["validation"][graded], classes)  # P(DR), or P(grade >= 2)
+    if scores is not None and referable.any():
+        dr_threshold = threshold_for_sensitivity(scores, referable, args.dr_sensitivity)
 
     def report(name: str, rounds: int) -> dict:
         ss = parts[name]
@@ -318,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from clarityx.model.backbones import BACKBONES, WeightsUnavailable
     from clarityx.screening.files import WriteFailed
     from clarityx.data.audit import data_decisions
-    from clarityx.screening.card import ModelCard
+    from clarityx.screening.card import ModelCard, default_intended_use, default_limitations
     from clarityx.training.evaluate import camera_probe
     from clarityx.model.build import build_classifier, save_model
     from clarityx.screening.ood import MahalanobisModel, ood_path
@@ -378,13 +387,16 @@ def main(argv: list[str] | None = None) -> int:
         contrast=args.contrast,
         dr_threshold=calibration["dr_referable_threshold"],
         calibration=calibration,
+        intended_use=default_intended_use(classes),
+        limitations=default_limitations(classes),
         data={
             "source": args.data,
             "licence": "Research and non-commercial use only (ODIR-5K, EyePACS and other public "
                        "collections); a model trained on them inherits that restriction.",
             "label_mapping": label_mapping_table(),
-            "dr_grade0_policy": args.dr_grade0,
-            "dr_ungraded_policy": args.dr_ungraded,
+            "task": args.task,
+            "dr_grade0_policy": args.dr_grade0 if args.task == "conditions" else "(grades kept as grades)",
+            "dr_ungraded_policy": args.dr_ungraded if args.task == "conditions" else "drop",
             "pre_made_augmented_copies": "used for training only" if args.keep_augmented else "excluded",
             "defects_handled": data_decisions(args.dr_grade0, args.dr_ungraded, args.keep_augmented),
             "photos_in_two_datasets": split_repeats,

@@ -1,12 +1,18 @@
 """Plain-language guidance for each finding (kept apart from the page code so it is testable)."""
 from __future__ import annotations
 
+from clarityx.screening.grades import GRADE_NAMES, grade_of, referable_score
+
 LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
           "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",
           "pathological_myopia": "Pathological myopia"}
 
 
 def label(name: str) -> str:
+    """A class as a person reads it; a DR grade as a grade ("DR grade 2 of 4: moderate ...")."""
+    grade = grade_of(name)
+    if grade is not None:
+        return f"DR grade {grade} of 4: {GRADE_NAMES[grade]}"
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
@@ -58,9 +64,51 @@ GUIDANCE = {
     ),
 }
 
+def headline(ranked: list[tuple[str, float]]) -> str:
+    """The answer in one line (Markdown): the top class, or for a DR-grade model the grade."""
+    top, p = ranked[0]
+    grade = grade_of(top)
+    if grade is not None:
+        return f"diabetic retinopathy **grade {grade} of 4** — {GRADE_NAMES[grade]} ({p:.0%})"
+    return f"most like **{label(top)}** ({p:.0%})"
+
+
+_DR_HELP = ("Go urgently (within a day) if your vision has suddenly blurred, or you see new floaters or dark "
+            "patches.")
+GUIDANCE.update({
+    "dr_grade_0": (
+        "No diabetic retinopathy was recognised in this photo (grade 0 of 4). The model grades retinopathy "
+        "only: it does not look for other eye conditions.",
+        "This does not rule retinopathy out. If you have diabetes, keep your yearly diabetic eye examination. "
+        + _DR_HELP,
+        "routine"),
+    "dr_grade_1": (
+        "The photo resembles eyes with mild diabetic retinopathy (grade 1 of 4): small bulges in the "
+        "retina's blood vessels, which do not usually affect sight yet.",
+        "Keep your yearly diabetic eye examination and tell your diabetes care team: good control of blood "
+        "sugar, blood pressure and cholesterol slows retinopathy. " + _DR_HELP,
+        "routine"),
+    "dr_grade_2": (
+        "The photo resembles eyes with moderate diabetic retinopathy (grade 2 of 4): retinopathy that "
+        "screening programmes refer to an eye doctor.",
+        "See an eye doctor within the next few weeks, and tell your diabetes care team. " + _DR_HELP,
+        "soon"),
+    "dr_grade_3": (
+        "The photo resembles eyes with severe diabetic retinopathy (grade 3 of 4): many damaged blood vessels, "
+        "with a high risk of new, fragile vessels growing.",
+        "See an eye doctor within the next two weeks, and tell your diabetes care team. " + _DR_HELP,
+        "urgent"),
+    "dr_grade_4": (
+        "The photo resembles eyes with proliferative diabetic retinopathy (grade 4 of 4): new, fragile blood "
+        "vessels that can bleed and threaten sight.",
+        "See an eye doctor urgently, within days: treatment can save sight. Go the same day if your vision "
+        "has suddenly changed.",
+        "urgent"),
+})
+
 REFERABLE_DR = (
     "The model also flags possible **referable diabetic retinopathy** (moderate or worse) in this photo: "
-    "its diabetic-retinopathy score ({p:.0%}) is above the level at which, in testing, it found {sens:.0%} of "
+    "its referable-retinopathy score ({p:.0%}) is above the level at which, in testing, it found {sens:.0%} of "
     "such eyes{false_alarms}. See an eye doctor within the next few weeks, and tell your diabetes care team."
 )
 
@@ -84,7 +132,7 @@ def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
     """A flag for possible referable DR when P(DR) reaches the card's operating threshold, whatever
     the top answer is (a photo can look most like cataract and still show retinopathy). Says how
     often the flag was a false alarm in testing, so a flag is read for what it is worth."""
-    p = probabilities.get("diabetic_retinopathy")
+    p = referable_score(probabilities)  # P(DR), or P(grade >= 2) for a grade model
     if threshold is None or p is None or p < threshold:
         return None
     false_alarms = ("" if specificity is None else

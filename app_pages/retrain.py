@@ -12,6 +12,8 @@ from clarityx.screening.catalogue import MODELS_DIR_ENV, available_models
 from clarityx.screening.engine import DEFAULT_MODEL
 from clarityx.screening.history import default_history_path
 
+TASKS = {"Eye conditions (the dataset's labels: normal, glaucoma, ...)": [],
+         "Diabetic-retinopathy grade 0–4 (APTOS 2019, EyePACS or ODIR-5K grades)": ["--task", "dr-grade"]}
 QUICK = ["--backbone", "efficientnet_lite0", "--weights", "lite0-imagenet", "--img-size", "256", "--epochs", "0",
          "--head-epochs", "30"]
 
@@ -86,10 +88,11 @@ if folder:
         cols[3].metric("label conflicts", info["conflicting_groups"])
         with st.expander("The audit"):
             st.text(info["summary"])
+        task = st.radio("What the new model answers", list(TASKS), key="retrain_task")
         name = st.text_input("Name of the new model", key="retrain_name")
         running = job().running()
         if st.button("Start training", disabled=running or not name, type="primary"):
-            job().start(path, name, st.session_state.get("retrain_args", QUICK))
+            job().start(path, name, st.session_state.get("retrain_args", QUICK) + TASKS[task])
             st.rerun()
     except RetrainRefused as exc:
         st.error(str(exc))

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance, label, referable_dr_note, weak_classes
+from app_pages.guidance import guidance, headline, label, referable_dr_note, weak_classes
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
@@ -64,11 +64,10 @@ def advice(result: Result) -> tuple[str, str, str]:
 
 def show_result(result: Result, side: str) -> None:
     classifier = get_classifier()
-    top, p_top = result.ranked[0]
     meaning, action, urgency = advice(result)
-    st.subheader(f"{side} eye: most like **{label(top)}** ({p_top:.0%})")
+    st.subheader(f"{side} eye: {headline(result.ranked)}")
     st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
-    box = st.warning if urgency != "routine" else st.info
+    box = {"routine": st.info, "urgent": st.error}.get(urgency, st.warning)
     box(f"{meaning}\n\n**What to do:** {action}")
     test = classifier.card.metrics.get("test", {})
     rd = test.get("referable_dr", {})

@@ -2,7 +2,8 @@
 
 ``clarityx predict IMAGE_OR_DIR... [--model PATH] [--json] [--heatmap-dir DIR]``
 prints one JSON object per image per line with ``--json``:
-``{"path", "status": "ok"|"rejected"|"error", "top", "probabilities", "message"}``.
+``{"path", "status": "ok"|"rejected"|"error", "top", "grade", "probabilities", "message"}``
+(``grade``: a DR-grade model's answer, 0-4; null for other models).
 It never stops at a bad file and exits non-zero only when it cannot run at all.
 """
 from __future__ import annotations

@@ -73,7 +73,7 @@ def planted_training_set(n: int = 240, blank: int = 60, seed: int = 1) -> tuple[
     return np.concatenate([x, blanks]), targets.astype("float32")
 
 
-def build_tiny_model(size: int = TINY_SIZE):
+def build_tiny_model(size: int = TINY_SIZE, outputs: int = len(CLASSES)):
     import keras
     from keras import layers
 
@@ -85,7 +85,7 @@ def build_tiny_model(size: int = TINY_SIZE):
     x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
     backbone = keras.Model(inp, x, name="backbone")
-    head = build_head(tuple(backbone.output.shape[1:]), len(CLASSES))
+    head = build_head(tuple(backbone.output.shape[1:]), outputs)
     image = keras.Input((size, size, 3), name="image")
     return keras.Model(image, head(backbone(image)), name="tiny")
 

@@ -218,3 +218,34 @@ def test_a_batch_of_good_and_bad_files_gives_a_table_bad_files_with_reasons_and_
     assert sorted(bad["file"]) == ["cat.png", "notes.png"] and all(bad["reason"].str.len() > 10)
     button = next(b for b in app.get("download_button") if "CSV" in b.proto.label)
     assert button is not None
+
+
+def test_a_dr_grade_model_shows_its_answer_as_a_grade(retina_png, tmp_path, monkeypatch):
+    import keras
+
+    import app_pages.shared as shared
+    from clarityx.model.build import ModelCard, save_model
+    from clarityx.screening.grades import GRADE_CLASSES
+    from tests.conftest import TINY_SIZE, build_tiny_model
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "dr_grade.keras"
+    card = ModelCard(name="tiny-dr-grade", classes=list(GRADE_CLASSES), input_size=TINY_SIZE, backbone="tiny-cnn",
+                     architecture="test CNN → seed head", initialisation="random",
+                     dr_threshold=0.0)  # every photo reaches the referable-DR flag
+    save_model(build_tiny_model(outputs=len(GRADE_CLASSES)), card, path)
+    monkeypatch.setenv("CLARITYX_MODEL", str(path))
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
+    shared._loader.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    upload(at, 0, "retina.png", retina_png.read_bytes())
+    heading = at.subheader[0].value
+    assert heading.startswith("Right eye: diabetic retinopathy **grade ") and " of 4** — " in heading
+    assert "referable diabetic retinopathy" in markdown_text(at) + " ".join(w.value for w in at.warning)
+    options = at.selectbox(key="cam_class_right").options
+    assert sorted(options) == [f"DR grade {g} of 4: " + name for g, name in enumerate(
+        ("no diabetic retinopathy", "mild non-proliferative diabetic retinopathy",
+         "moderate non-proliferative diabetic retinopathy", "severe non-proliferative diabetic retinopathy",
+         "proliferative diabetic retinopathy"))]
+    shared._loader.clear()

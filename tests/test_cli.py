@@ -31,7 +31,8 @@ def test_predict_json_mixed_inputs(tiny_model, tmp_path, capsys):
     by_name = {r["path"].split("/")[-1]: r for r in lines}
     assert len(lines) == 5 and set(by_name) == {"eye0.jpg", "eye1.jpg", "eye2.jpg", "notes.jpg", "truncated.jpg"}
     for r in lines:
-        assert set(r) == {"path", "status", "top", "probabilities", "message"}
+        assert set(r) == {"path", "status", "top", "grade", "probabilities", "message"}
+        assert r["grade"] is None  # a conditions model gives no DR grade
     for name in ("eye0.jpg", "eye1.jpg", "eye2.jpg"):
         r = by_name[name]
         assert r["status"] == "ok" and r["message"] is None

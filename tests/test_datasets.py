@@ -143,3 +143,16 @@ def test_folder_patients_from_file_names(tmp_path):
     by_name = {s.path.name: s.group for s in load_dataset(tmp_path)}
     assert by_name["12_left.jpg"] == by_name["12_right.jpg"] is not None and by_name["other.png"] is None
     assert all(s.group is None for s in load_dataset(tmp_path, group_pattern=None))
+
+
+def test_dr_grade_labels_come_from_known_grades_of_eyes_read_for_retinopathy(tmp_path):
+    from clarityx.data.datasets import Sample, as_dr_grades
+
+    samples = [Sample(tmp_path / "a.png", "normal", grade=0),
+               Sample(tmp_path / "b.png", "diabetic_retinopathy", grade=3),
+               Sample(tmp_path / "c.png", "diabetic_retinopathy", grade=None),  # unstaged: no grade to learn
+               Sample(tmp_path / "d.png", "cataract", grade=0),  # a cloudy lens hides the retina
+               Sample(tmp_path / "e.png", "diabetic_retinopathy", grade=0, conditions=("diabetic_retinopathy",))]
+    got = as_dr_grades(samples)
+    assert [(s.path.name, s.label, s.conditions) for s in got] == [
+        ("a.png", "dr_grade_0", ()), ("b.png", "dr_grade_3", ()), ("e.png", "dr_grade_0", ())]

@@ -89,3 +89,27 @@ def test_screening_report_on_a_known_case():
     assert rd["sensitivity"] == 1.0 and rd["specificity"] == 0.75  # the grade-1 eye is flagged
     assert r["other_findings"]["called_normal_p_ge_0.8"] == 0.5
     assert r["multiple_conditions"]["top_is_one_of_its_conditions"] == 1.0
+
+
+def test_a_grade_model_is_reported_with_quadratic_kappa_and_referable_dr_from_grades_2_to_4():
+    from clarityx.screening.grades import GRADE_CLASSES
+    from clarityx.training.evaluate import screening_report
+
+    grades = [0, 1, 2, 3, 4] * 4
+    labels = [GRADE_CLASSES[g] for g in grades]
+
+    def report(predicted):
+        probs = np.full((len(grades), 5), 0.05)
+        probs[np.arange(len(grades)), predicted] = 0.8
+        return screening_report(probs, labels, list(GRADE_CLASSES), sources=["aptos"] * len(grades), grades=grades,
+                                groups=[str(i) for i in range(len(grades))], conditions=[()] * len(grades),
+                                dr_threshold=0.5, rounds=50)
+
+    exact = report(grades)
+    assert exact["quadratic_weighted_kappa"] == pytest.approx(1.0)
+    assert exact["referable_dr"]["sensitivity"] == 1.0 and exact["referable_dr"]["specificity"] == 1.0
+    reversed_ = report([4 - g for g in grades])  # the worst possible ordering of a uniform grade mix
+    assert reversed_["quadratic_weighted_kappa"] == pytest.approx(-1.0)
+    one_off = report([min(g + 1, 4) for g in grades])  # one grade too high: close, so kappa stays high
+    assert 0.6 < one_off["quadratic_weighted_kappa"] < 1.0 and one_off["accuracy"] == pytest.approx(0.2)
+    assert one_off["referable_dr"]["specificity"] == 0.5  # grade-1 eyes called grade 2 are flagged

@@ -79,3 +79,73 @@ def test_a_split_file_from_other_data_is_not_reused_silently(tiny_dataset, tmp_p
     (tiny_dataset / "glaucoma" / "3.png").rename(tiny_dataset / "normal" / "g3.png")  # relabelled since
     with pytest.raises(SystemExit, match="made from other data or options"):
         train.prepare_data(args, None)
+
+
+def aptos_download(root: Path, per_grade: int = 12) -> Path:
+    """The APTOS 2019 competition layout: train.csv (id_code, diagnosis 0-4) + train_images/."""
+    (root / "train_images").mkdir(parents=True)
+    rows = ["id_code,diagnosis"]
+    for grade in range(5):
+        for i in range(per_grade):
+            code = f"{grade}{i:03d}abc"
+            Image.fromarray(synthetic_fundus(160, seed=100 * grade + i)).save(root / "train_images" / f"{code}.png")
+            rows.append(f"{code},{grade}")
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def g1020_download(root: Path, per_label: int = 16) -> Path:
+    """The G1020 layout: G1020.csv (imageID, binaryLabels 1 = glaucoma) + Images/."""
+    (root / "G1020" / "Images").mkdir(parents=True)
+    rows = ["imageID,binaryLabels"]
+    for label in (0, 1):
+        for i in range(per_label):
+            name = f"image_{label}{i:02d}.jpg"
+            Image.fromarray(synthetic_fundus(160, seed=500 + 50 * label + i)).save(root / "G1020" / "Images" / name)
+            rows.append(f"{name},{label}")
+    (root / "G1020" / "G1020.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def train_tiny(data: Path, out: Path, *extra: str) -> dict:
+    cmd = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--backbone", "efficientnet_lite0",
+           "--weights", "none", "--img-size", "64", "--head-epochs", "2", "--epochs", "0", "--batch-size", "8",
+           "--val-frac", "0.2", "--test-frac", "0.2", "--output", str(out), "--cache-dir", str(out.parent / "cache"),
+           *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.with_name(out.stem + ".card.json").read_text())
+
+
+def test_a_dr_grade_model_from_an_aptos_download_answers_with_a_grade(tmp_path):
+    from clarityx.screening.grades import GRADE_CLASSES, grade_of
+
+    data = aptos_download(tmp_path / "aptos")
+    out = tmp_path / "models" / "dr_grade.keras"
+    card = train_tiny(data, out, "--task", "dr-grade")
+    assert card["classes"] == list(GRADE_CLASSES) and card["data"]["task"] == "dr-grade"
+    assert "grades" in card["intended_use"]
+    assert any("Grades diabetic retinopathy only" in x for x in card["limitations"])
+    test = card["metrics"]["test"]
+    assert -1 <= test["quadratic_weighted_kappa"] <= 1 and len(test["intervals"]["quadratic_weighted_kappa"]) == 2
+    assert card["dr_threshold"] is not None and test["referable_dr"]["definition"].startswith("grade >= 2")
+    assert set(card["split"]["test_grades"]) <= set(range(5))
+
+    proc = subprocess.run([sys.executable, "-m", "clarityx", "predict", str(data / "train_images"), "--model", str(out),
+                           "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok = [r for r in map(json.loads, proc.stdout.splitlines()) if r["status"] == "ok"]
+    assert ok and all(r["grade"] == grade_of(r["top"]) and 0 <= r["grade"] <= 4 for r in ok)
+
+    proc = subprocess.run([sys.executable, "-m", "clarityx", "evaluate", str(data), "--model", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["quadratic_weighted_kappa"] == pytest.approx(test["quadratic_weighted_kappa"])
+
+
+def test_a_glaucoma_model_from_a_g1020_download(tmp_path):
+    out = tmp_path / "models" / "glaucoma.keras"
+    card = train_tiny(g1020_download(tmp_path / "g1020"), out)
+    assert card["classes"] == ["normal", "glaucoma"] and card["dr_threshold"] is None
+    assert any(x.startswith("Knows 2 classes (normal, glaucoma)") for x in card["limitations"])
+    assert "diabetic" not in card["intended_use"] and card["metrics"]["test"]["n"] > 0

@@ -12,6 +12,8 @@ Every reader returns a list of :class:`Sample`. Layouts:
   never by the patient-level N/D/G/C/A/H/M/O flags.
 - ``manifest``: a CSV ``path,label[,group|patient][,source][,grade][,split]``, paths relative to the CSV.
 
+A DR-grade model is trained on the same readers' output through :func:`as_dr_grades`.
+
 Patients: every reader sets ``Sample.group`` to a patient id where the layout knows one
 (``odir:ID``, the manifest's ``patient`` column, or a ``NNN_left``/``NNN_right`` file name in a folder
 dataset), so that both eyes of one person always land in the same split.
@@ -23,10 +25,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from clarityx.screening.card import SIX_CLASSES
+from clarityx.screening.grades import GRADE_CLASSES
 from clarityx.screening.imageio import is_image_path
 
-CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma",
-           "age_related_macular_degeneration", "pathological_myopia")
+CLASSES = SIX_CLASSES  # the bundled model's conditions, in its output order
 LAYOUTS = ("folders", "aptos", "glaucoma", "odir", "manifest")
 # Labels that are not model classes but are kept through the split, for honest reporting:
 OTHER_FINDINGS = "other_findings"   # an abnormal eye with none of the model's conditions
@@ -307,3 +310,13 @@ def relabel_dr_grade0(samples: list[Sample], policy: str) -> list[Sample]:
                 raise ValueError(f"unknown DR grade-0 policy {policy!r}")
         out.append(s)
     return out
+
+
+def as_dr_grades(samples: list[Sample]) -> list[Sample]:
+    """Relabel for a DR-grade model (``train.py --task dr-grade``): each eye read for retinopathy
+    (normal or diabetic_retinopathy) with a known grade becomes ``dr_grade_N``. Eyes without a grade,
+    and eyes with another condition that can hide retinopathy (a cataract) or mimic it, are left out."""
+    return [replace(s, label=GRADE_CLASSES[s.grade], conditions=())
+            for s in samples
+            if s.grade is not None and 0 <= s.grade < len(GRADE_CLASSES)
+            and s.label in ("normal", "diabetic_retinopathy")]

@@ -8,22 +8,57 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clarityx.screening.grades import is_grade_model
+
 CARD_SUFFIX = ".card.json"
 
-LIMITATIONS = [
-    "A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule disease out.",
-    "Knows six classes (normal, cataract, diabetic retinopathy, glaucoma, age-related macular degeneration, "
-    "pathological myopia). Other conditions — hypertensive retinopathy, vein occlusion, epiretinal membrane, "
-    "retinal detachment, tumours — are not recognised and may be called 'normal'; the card says how often.",
-    "Trained on public research photos from a few cameras and hospitals (ODIR-5K, EyePACS and others); "
-    "accuracy on other cameras, smartphone adapters and populations is unknown and likely lower.",
-    "The model can still tell the camera apart (see the camera probe in the card): some of what it learned "
-    "may be the camera rather than the disease.",
-    "Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is flagged at a "
-    "threshold chosen for 90% sensitivity on validation photos, and mild retinopathy is often missed.",
-    "Probabilities are calibrated on held-out photos of the same data; they are not calibrated for other "
-    "populations.",
-]
+SIX_CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma", "age_related_macular_degeneration",
+               "pathological_myopia")
+UNRECOGNISED = ("hypertensive retinopathy, vein occlusion, epiretinal membrane, retinal detachment, tumours")
+
+
+def _names(classes) -> str:
+    return ", ".join(c.replace("_", " ") for c in classes)
+
+
+def default_intended_use(classes) -> str:
+    """What a model with these outputs is for, in a user's words."""
+    if is_grade_model(classes):
+        return ("Screening aid for adults with diabetes at home: grades how much diabetic retinopathy a retinal "
+                "fundus photograph shows (0 none, 1 mild, 2 moderate, 3 severe, 4 proliferative) and flags "
+                "possible referable retinopathy (grade 2 or worse). Not a diagnosis; it cannot rule disease out.")
+    return ("Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
+            f"each of {_names(classes)}"
+            + (" and flags possible referable diabetic retinopathy" if "diabetic_retinopathy" in classes else "")
+            + ". Not a diagnosis; it cannot rule disease out.")
+
+
+def default_limitations(classes) -> list[str]:
+    """The limitations every card of a model with these outputs states."""
+    out = ["A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule "
+           "disease out."]
+    if is_grade_model(classes):
+        out.append("Grades diabetic retinopathy only. Other eye conditions (cataract, glaucoma, macular "
+                   f"degeneration, {UNRECOGNISED}) are not recognised: grade 0 means no retinopathy was "
+                   "seen, not a healthy eye.")
+    else:
+        out.append(f"Knows {len(classes)} classes ({_names(classes)}). Other conditions — {UNRECOGNISED} — "
+                   "are not recognised and may be called 'normal'; the card says how often.")
+    out += ["Trained on public research photos from a few cameras and hospitals; accuracy on other cameras, "
+            "smartphone adapters and populations is unknown and likely lower.",
+            "The model can still tell the camera apart (see the camera probe in the card): some of what it "
+            "learned may be the camera rather than the disease."]
+    if "diabetic_retinopathy" in classes:
+        out.append("Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is "
+                   "flagged at a threshold chosen for 90% sensitivity on validation photos, and mild "
+                   "retinopathy is often missed.")
+    out.append("Probabilities are rescaled by a temperature fitted on held-out photos of the same data; the "
+               "card's calibration error (ECE) on test photos says how far they can be taken at face value. "
+               "They are not calibrated for other populations.")
+    return out
+
+
+LIMITATIONS = default_limitations(SIX_CLASSES)
 
 
 @dataclass
@@ -42,10 +77,7 @@ class ModelCard:
     contrast: str = "none"                            # preprocess.prepare's camera normalisation
     dr_threshold: float | None = None                 # P(DR) from which referable DR is flagged
     calibration: dict = field(default_factory=dict)
-    intended_use: str = (
-        "Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
-        "each class and flags possible referable diabetic retinopathy. Not a diagnosis; it cannot rule "
-        "disease out.")
+    intended_use: str = default_intended_use(SIX_CLASSES)
     limitations: list[str] = field(default_factory=lambda: list(LIMITATIONS))
     data: dict = field(default_factory=dict)
     audit: dict = field(default_factory=dict)

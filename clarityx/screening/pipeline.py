@@ -10,6 +10,7 @@ import numpy as np
 
 from clarityx.screening.errors import ImageRejected
 from clarityx.screening.gate import Rejection, check_image, check_embedding
+from clarityx.screening.grades import grade_of
 from clarityx.screening.imageio import Source, load_image
 from clarityx.screening.engine import CardedModel, Prediction
 
@@ -33,6 +34,7 @@ class Result:
             "path": path,
             "status": self.status,
             "top": self.top,
+            "grade": grade_of(self.top) if self.top else None,  # a DR-grade model's answer, 0-4
             "probabilities": {c: round(p, 6) for c, p in self.ranked} if self.ranked else None,
             "message": self.message,
         }

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.data.datasets import REPORTED_APART, Sample, load_dataset
+from clarityx.data.datasets import REPORTED_APART, Sample, as_dr_grades, load_dataset
 from clarityx.screening.engine import CardedModel
-from clarityx.training.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
-                              sensitivity_specificity)
 from clarityx.screening.gate import check_embedding, check_image
+from clarityx.screening.grades import grade_of, is_grade_model, referable_columns, referable_scores
 from clarityx.screening.pipeline import decode
+from clarityx.training.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
+                                       sensitivity_specificity)
 
 
 def card_test_samples(classifier: CardedModel, data: str | Path) -> list[Sample]:
@@ -37,7 +38,12 @@ def card_test_samples(classifier: CardedModel, data: str | Path) -> list[Sample]
 
 def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test",
              layout: str | None = None, batch_size: int = 32, rounds: int = 1000) -> dict:
-    samples = card_test_samples(classifier, data) if files == "card-test" else load_dataset(data, layout)
+    if files == "card-test":
+        samples = card_test_samples(classifier, data)
+    else:
+        samples = load_dataset(data, layout)
+        if is_grade_model(classifier.classes):
+            samples = as_dr_grades(samples)
     samples = [s for s in samples if s.label in classifier.classes or s.label in REPORTED_APART]
     if not any(s.label in classifier.classes for s in samples):
         raise ValueError("no labelled images of the model's classes found")
@@ -94,13 +100,16 @@ def format_report(r: dict) -> str:
         lines.append(f"95% intervals (patient bootstrap): accuracy {_fmt(ci['accuracy'])}, "
                      f"macro-F1 {_fmt(ci['macro_f1'])}, ECE {_fmt(ci['ece'])}")
         lines += [f"  recall {c}: {r['per_class'][c]['recall']:.3f} {_fmt(v)}" for c, v in ci["recall"].items()]
+    if "quadratic_weighted_kappa" in r:
+        lines.append(f"DR grade agreement: quadratic weighted kappa {r['quadratic_weighted_kappa']:.3f} "
+                     f"{_fmt(ci['quadratic_weighted_kappa'])}")
     for name, m in r["by_source"].items():
         normal = (f"; normal eyes {m['normal_accuracy']:.3f} {_fmt(m['normal_accuracy_ci'])} of {m['normal_eyes']}"
                   if "normal_accuracy" in m else "")
         lines.append(f"source {name}: accuracy {m['accuracy']:.3f} on {m['n']}{normal}")
     rd = r.get("referable_dr")
     if rd:
-        lines.append(f"referable DR (grade >= 2) at P(DR) >= {rd['threshold']:.3f}: sensitivity "
+        lines.append(f"referable DR (grade >= 2) at score >= {rd['threshold']:.3f}: sensitivity "
                      f"{rd['sensitivity']:.3f} {_fmt(rd['sensitivity_ci'])} of {rd['positives']}, specificity "
                      f"{rd['specificity']:.3f} {_fmt(rd['specificity_ci'])} of {rd['negatives']}")
         for grade, m in rd["flagged_by_grade"].items():
@@ -138,13 +147,15 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         model class (``other_findings``, ``multiple_conditions``), which are reported apart.
     labels, sources, grades, groups, conditions : per eye (grade: DR grade 0-4 or None; group:
         the patient, resampled whole by the bootstrap).
-    dr_threshold : P(diabetic_retinopathy) at or above which an eye is flagged for referable DR
-        (chosen on validation photos); None skips the referable-DR section.
+    dr_threshold : referable-DR score (:func:`clarityx.screening.grades.referable_scores`: P(DR), or
+        P(grade >= 2) for a grade model) at or above which an eye is flagged for referable DR (chosen on
+        validation photos); None skips the referable-DR section.
 
     Returns
     -------
     dict with ``classification_report`` keys for the class-labelled eyes plus ``intervals``,
-    ``by_source``, ``referable_dr``, ``other_findings`` and ``multiple_conditions``.
+    ``by_source``, ``referable_dr``, ``other_findings`` and ``multiple_conditions``; for a DR-grade
+    model also ``quadratic_weighted_kappa`` (Cohen's kappa with quadratic weights, as APTOS reports).
     """
     probs = np.asarray(probs, np.float64)
     labels_a, src, grp = np.array(labels), np.array(sources), np.array(groups)
@@ -168,6 +179,16 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
                  "macro_f1": _ci(on(macro_f1), len(ki), grp[ki], rounds),
                  "ece": _ci(on(lambda idx: expected_calibration_error(probs[idx], y[idx])), len(ki), grp[ki], rounds)}
     intervals["recall"] = {c: _ci(on(recall_of(i)), len(ki), grp[ki], rounds) for i, c in enumerate(classes)}
+    if is_grade_model(classes):
+        from sklearn.metrics import cohen_kappa_score
+
+        grade_index = np.array([grade_of(c) for c in classes])
+
+        def kappa(idx):
+            return cohen_kappa_score(grade_index[y[idx]], grade_index[pred[idx]], weights="quadratic",
+                                     labels=sorted(grade_index))
+        report["quadratic_weighted_kappa"] = float(kappa(ki))
+        intervals["quadratic_weighted_kappa"] = _ci(on(kappa), len(ki), grp[ki], rounds)
     report["intervals"] = intervals
 
     normal = classes.index("normal") if "normal" in classes else None
@@ -184,11 +205,10 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         by_source[name] = entry
     report["by_source"] = by_source
 
-    if dr_threshold is not None and "diabetic_retinopathy" in classes:
-        dr = classes.index("diabetic_retinopathy")
+    if dr_threshold is not None and referable_columns(classes):
         gi = np.array([i for i, g in enumerate(grades) if g is not None], int)
         g = np.array([grades[i] for i in gi])
-        flagged = probs[gi, dr] >= dr_threshold
+        flagged = referable_scores(probs[gi], classes) >= dr_threshold
         positive = g >= 2
         sens, spec = sensitivity_specificity(flagged, positive)
         report["referable_dr"] = {

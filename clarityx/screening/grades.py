@@ -1,0 +1,58 @@
+"""Diabetic-retinopathy grades as model outputs, and the referable-DR score of any model.
+
+A DR-grade model (``train.py --task dr-grade``, e.g. on APTOS 2019) has one output per grade of the
+international scale: ``dr_grade_0`` (no retinopathy) to ``dr_grade_4`` (proliferative), the scale
+EyePACS, APTOS and ODIR-5K's keywords share. Its answer is a grade, shown as a grade, not as a
+disease name. Referable DR (moderate or worse, grade >= 2) is what a screening programme refers:
+for a grade model its score is P(grade >= 2); for a conditions model it is P(diabetic_retinopathy).
+Both are thresholded at the card's ``dr_threshold``, chosen on validation photos.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+GRADE_PREFIX = "dr_grade_"
+GRADE_CLASSES = tuple(f"{GRADE_PREFIX}{g}" for g in range(5))
+GRADE_NAMES = ("no diabetic retinopathy", "mild non-proliferative diabetic retinopathy",
+               "moderate non-proliferative diabetic retinopathy",
+               "severe non-proliferative diabetic retinopathy", "proliferative diabetic retinopathy")
+REFERABLE_FROM = 2  # moderate NPDR or worse
+
+
+def grade_of(name: str) -> int | None:
+    """The DR grade a class name stands for (``dr_grade_3`` → 3), or None for any other class."""
+    if name.startswith(GRADE_PREFIX) and name[len(GRADE_PREFIX):].isdigit():
+        return int(name[len(GRADE_PREFIX):])
+    return None
+
+
+def is_grade_model(classes: Sequence[str]) -> bool:
+    """True when every output of a model is a DR grade."""
+    return bool(classes) and all(grade_of(c) is not None for c in classes)
+
+
+def referable_columns(classes: Sequence[str]) -> list[int]:
+    """The outputs whose probabilities add up to the referable-DR score (empty: the model has none)."""
+    if is_grade_model(classes):
+        return [i for i, c in enumerate(classes) if grade_of(c) >= REFERABLE_FROM]
+    return [i for i, c in enumerate(classes) if c == "diabetic_retinopathy"]
+
+
+def referable_scores(probs: np.ndarray, classes: Sequence[str]) -> np.ndarray | None:
+    """Referable-DR score of every row of ``probs`` (N, C); None when the model has no DR output."""
+    cols = referable_columns(classes)
+    return np.asarray(probs)[:, cols].sum(axis=1) if cols else None
+
+
+def referable_score(probabilities: Mapping[str, float]) -> float | None:
+    """Referable-DR score of one photo's ``{class: probability}``; None when the model has no DR output."""
+    classes = list(probabilities)
+    cols = referable_columns(classes)
+    return float(sum(probabilities[classes[i]] for i in cols)) if cols else None
+
+
+def expected_grade(probabilities: Mapping[str, float]) -> float:
+    """The probability-weighted mean grade of a grade model's answer (how far between two grades)."""
+    return float(sum(grade_of(c) * p for c, p in probabilities.items()))
