@@ -119,3 +119,18 @@ def test_two_eyes_of_one_patient_may_differ_and_stay_together(tmp_path):
         split_of[s.path.name.split("_")[0]].add(s.split)
     assert all(len(v) == 1 for v in split_of.values()), "a patient straddles splits"
     assert {s.split for s in result.samples} == {"train", "validation", "calibration", "test"}
+
+
+def test_a_photo_too_small_to_grade_is_listed_by_the_audit_and_kept_out_of_the_split(tmp_path):
+    for cls in ("normal", "glaucoma"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(synthetic_fundus(160, seed=i + (10 if cls == "glaucoma" else 0))).save(
+                tmp_path / cls / f"{i}.png")
+    Image.fromarray(synthetic_fundus(100, seed=99)).save(tmp_path / "normal" / "thumb.png")  # under 128 px
+    samples = load_dataset(tmp_path)
+    report = audit(samples)
+    assert [(u["path"].rsplit("/", 1)[-1], "100×100 pixels" in u["reason"]) for u in report.unreadable] == [
+        ("thumb.png", True)]
+    split = make_split(samples, report, 0.2, 0.2, seed=0)
+    assert "thumb.png" not in {s.path.name for s in split.samples} and len(split.samples) == 12

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from clarityx.data.datasets import Sample
-from clarityx.screening.errors import ImageRejected, ImageTooLarge
-from clarityx.screening.imageio import MAX_FILE_BYTES, load_image, open_image
+from clarityx.screening.errors import ImageRejected, ImageTooLarge, ImageTooSmall
+from clarityx.screening.imageio import MAX_FILE_BYTES, MIN_SIDE, load_image, open_image
 from clarityx.screening.preprocess import prepare
 
 THUMB = 64
@@ -58,12 +58,15 @@ def read_file(path: Path) -> FileFacts:
         with warnings.catch_warnings(), open_image(data) as im:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             pixels = im.width * im.height
+            if min(im.size) < MIN_SIDE:  # training and screening refuse it: so does the audit
+                raise ImageTooSmall(f"{path.name}: {im.width}×{im.height} pixels, under the {MIN_SIDE}-pixel "
+                                    "short side needed to see the retina")
             im.draft("RGB", (2 * THUMB, 2 * THUMB))
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{path.name}: too large to open safely") from exc
     if min(rgb.shape[:2]) < 2 * THUMB:  # small files: go through the full, validating path
-        rgb = load_image(data, min_side=1)
+        rgb = load_image(data)
     return FileFacts(prepare(rgb, THUMB).astype(np.float32), hashlib.sha1(data).hexdigest(), pixels)
 
 
