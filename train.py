@@ -8,9 +8,10 @@ Steps: read the datasets (a photo reached through two of them is one photo) →
 audit (duplicates, conflicting labels, augmented copies, patients) → leak-free
 patient-level split (written out and reused) → phase 1: head only, on cached
 frozen-backbone features → phase 2: whole network (BatchNorm frozen) with
-augmentation and a cosine learning-rate schedule → prior correction and
-temperature on the calibration split (never used for stopping) → referable-DR
-threshold on validation → test metrics with intervals → model, card, gate statistics.
+augmentation and a cosine learning-rate schedule → how much of the class
+weighting to undo (chosen on validation) and the temperature (fitted on the
+calibration split, never used for stopping) → referable-DR threshold on
+validation → test metrics with intervals → model, card, gate statistics.
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="efficientnet_b0 | efficientnet_b0_relu6 | efficientnet_b0_swish | efficientnet_lite0")
     g.add_argument("--weights", default="lite0-imagenet",
                    help="lite0-imagenet | imagenet | none | PATH to an .h5 weights file")
+    g.add_argument("--init", help="start from this trained .keras model (same backbone, classes and size): "
+                                    "phase 1 is skipped, phase 2 fine-tunes it")
     g.add_argument("--img-size", type=int, default=224)
     g.add_argument("--contrast", choices=list(CONTRASTS), default="none",
                    help="camera normalisation inside prepare (the card records it for inference)")
@@ -79,8 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scale of the photometric augmentation ranges (0 = geometry only)")
     g.add_argument("--patience", type=int, default=2, help="phase 2 early stopping (epochs)")
     g.add_argument("--class-weight", choices=["none", "sqrt", "inverse"], default="sqrt",
-                   help="loss weight per class: none, 1/sqrt(frequency) or 1/frequency (undone after "
-                        "training by a prior correction fitted with the temperature)")
+                   help="loss weight per class: none, 1/sqrt(frequency) or 1/frequency")
+    g.add_argument("--prior-correction", default="auto",
+                   help="how much of the class weighting's prior shift to undo after training, 0-1; auto: "
+                        "the strength with the best validation macro-F1 (temperature on the calibration split)")
     g.add_argument("--dr-sensitivity", type=float, default=0.9,
                    help="referable-DR operating point: threshold chosen on validation for this sensitivity")
     g.add_argument("--seed", type=int, default=0)
@@ -266,20 +271,34 @@ def resumable(args: argparse.Namespace) -> bool:
 
 
 def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_weight: dict):
-    """Prior correction and temperature on the calibration split; the referable-DR threshold on
-    validation; then every card figure on validation and, once, on test."""
+    """Predict the validation, calibration and test photos, then :func:`card_metrics`."""
+    from clarityx.training import steps as T
+
+    raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
+    return card_metrics(raw, parts, classes, args, class_weight)
+
+
+def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight: dict):
+    """From the raw softmax of each split: the prior correction and temperature (strength chosen on
+    validation, temperature fitted on the calibration split), the referable-DR threshold on validation,
+    then every card figure on validation, calibration and, once, test. Returns (metrics, calibration)."""
     import numpy as np
 
-    from clarityx.training import steps as T
-    from clarityx.training.evaluate import screening_report
     from clarityx.screening.grades import referable_scores
-    from clarityx.training.metrics import (apply_temperature, expected_calibration_error, fit_temperature,
-                                           threshold_for_sensitivity)
+    from clarityx.training.evaluate import screening_report
+    from clarityx.training.metrics import (apply_temperature, choose_prior_correction, expected_calibration_error,
+                                           fit_temperature, threshold_for_sensitivity)
 
-    bias = [-float(np.log(class_weight[i])) for i in range(len(classes))]
-    raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
+    full = np.array([-float(np.log(class_weight[i])) for i in range(len(classes))])
     y_cal = np.array([classes.index(s.label) for s in parts["calibration"]])
-    temperature = fit_temperature(raw["calibration"], y_cal, bias)
+    y_val = np.array([classes.index(s.label) for s in parts["validation"]])
+    if args.prior_correction == "auto":
+        strength, temperature, table = choose_prior_correction(raw["validation"], y_val, raw["calibration"], y_cal,
+                                                               full)
+    else:
+        strength, table = float(args.prior_correction), []
+        temperature = fit_temperature(raw["calibration"], y_cal, list(strength * full))
+    bias = [float(b) for b in strength * full]
     probs = {k: apply_temperature(v, temperature, bias) for k, v in raw.items()}
     dr_threshold = None
     graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
@@ -303,7 +322,10 @@ def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_
             raw["test"][known], np.array([classes.index(parts["test"][i].label) for i in known]))
         print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
     calibration = {"temperature": temperature, "log_prior_correction": bias, "class_weight": args.class_weight,
-                   "fitted_on": "calibration split (never used for early stopping)",
+                   "prior_correction_strength": strength,
+                   "prior_correction_choice": table or f"--prior-correction {args.prior_correction}",
+                   "fitted_on": "calibration split (never used for early stopping); the prior-correction "
+                                "strength by validation macro-F1",
                    "dr_referable_threshold": dr_threshold,
                    "dr_threshold_chosen_on": f"validation split, sensitivity >= {args.dr_sensitivity}"}
     return metrics, calibration
@@ -356,9 +378,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     class_weight = T.class_weights(y["train"], len(classes), args.class_weight)
+    if args.init:
+        try:
+            model.set_weights(keras.saving.load_model(args.init, compile=False).get_weights())
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot start from {args.init}: {exc}", file=sys.stderr)
+            return 2
 
     t0 = time.time()
-    if not resumable(args):  # a phase-2 checkpoint holds the whole network, head included
+    if not resumable(args) and not args.init:  # a phase-2 checkpoint holds the whole network, head included
         train_head(model, trainable, y, args, class_weight)
     phase1_s = time.time() - t0
     try:
@@ -381,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone=args.backbone,
         architecture=(f"{BACKBONES[args.backbone].description} → BatchNorm → [GlobalMaxPool, GlobalAveragePool]"
                       " → Dense 512 ReLU → Dropout 0.4 → Dense softmax"),
-        initialisation=args.weights,
+        initialisation=args.weights + (f", then {Path(args.init).name}" if args.init else ""),
         temperature=calibration["temperature"],
         log_prior_correction=calibration["log_prior_correction"],
         contrast=args.contrast,

@@ -113,3 +113,24 @@ def test_a_grade_model_is_reported_with_quadratic_kappa_and_referable_dr_from_gr
     one_off = report([min(g + 1, 4) for g in grades])  # one grade too high: close, so kappa stays high
     assert 0.6 < one_off["quadratic_weighted_kappa"] < 1.0 and one_off["accuracy"] == pytest.approx(0.2)
     assert one_off["referable_dr"]["specificity"] == 0.5  # grade-1 eyes called grade 2 are flagged
+
+
+def test_the_prior_correction_strength_is_the_one_validation_decisions_favour():
+    from clarityx.training.metrics import choose_prior_correction
+
+    bias = [0.0, -np.log(4.0)]  # class 1 was weighted 4× in training: full correction lowers its logit by log 4
+    labels = np.array([0] * 20 + [1] * 5)
+    cal = np.array([[0.7, 0.3]] * 20 + [[0.3, 0.7]] * 5)
+
+    # Rare eyes scored 0.6: right as they are, wrongly normal once the prior is undone in full.
+    rare_kept = np.array([[0.8, 0.2]] * 20 + [[0.4, 0.6]] * 5)
+    strength, temperature, table = choose_prior_correction(rare_kept, labels, cal, labels, bias)
+    chosen = next(row for row in table if row["strength"] == strength)
+    assert strength < 1.0 and temperature == chosen["temperature"] > 0 and len(table) == 5
+    assert chosen["validation_macro_f1"] == 1.0 > table[-1]["validation_macro_f1"]
+    assert all(row["validation_macro_f1"] < 1.0 for row in table if row["strength"] > strength)  # ties: stronger
+
+    # Normal eyes scored 0.6 for the rare class: only undoing the weighting gets them right.
+    normal_misread = np.array([[0.4, 0.6]] * 4 + [[0.8, 0.2]] * 16 + [[0.1, 0.9]] * 5)
+    strength, _, table = choose_prior_correction(normal_misread, labels, cal, labels, bias)
+    assert strength == 1.0 and table[-1]["validation_macro_f1"] == 1.0

@@ -149,3 +149,19 @@ def test_a_glaucoma_model_from_a_g1020_download(tmp_path):
     assert card["classes"] == ["normal", "glaucoma"] and card["dr_threshold"] is None
     assert any(x.startswith("Knows 2 classes (normal, glaucoma)") for x in card["limitations"])
     assert "diabetic" not in card["intended_use"] and card["metrics"]["test"]["n"] > 0
+
+
+def test_fine_tuning_can_start_from_a_trained_model_of_the_same_shape(tmp_path):
+    data = g1020_download(tmp_path / "g1020")
+    first = tmp_path / "models" / "glaucoma.keras"
+    train_tiny(data, first)
+    card = train_tiny(data, tmp_path / "models" / "tuned.keras", "--init", str(first), "--epochs", "1")
+    assert card["initialisation"].endswith("then glaucoma.keras") and card["training"]["phase2_epochs"] == 1
+
+    other = tmp_path / "aptos_model.keras"  # five outputs: cannot start a two-class model
+    train_tiny(aptos_download(tmp_path / "aptos", per_grade=6), other, "--task", "dr-grade", "--head-epochs", "1")
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(data), "--weights", "none",
+                           "--backbone", "efficientnet_lite0", "--img-size", "64", "--init", str(other),
+                           "--output", str(tmp_path / "bad.keras"), "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 2 and "cannot start from" in proc.stderr

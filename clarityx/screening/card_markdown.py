@@ -1,6 +1,8 @@
 """A model card for people: Markdown (the card file, the Model page) and the confusion-matrix figure."""
 from __future__ import annotations
 
+from clarityx.screening.grades import is_grade_model
+
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
@@ -46,7 +48,9 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
              "near-duplicates kept whole). 95% intervals: patient-level bootstrap.", "",
              f"- Accuracy {_pct(test['accuracy'])}{_ci(ci.get('accuracy'))}, macro-F1 {test['macro_f1']:.3f}"
              f"{_ci3(ci.get('macro_f1'))}, macro ROC-AUC {'–' if auc is None else f'{auc:.3f}'}, "
-             f"ECE {test['ece']:.3f}{_ci3(ci.get('ece'))}", "",
+             f"ECE {test['ece']:.3f}{_ci3(ci.get('ece'))}"
+             + (f", quadratic weighted kappa {test['quadratic_weighted_kappa']:.3f}"
+                f"{_ci3(ci.get('quadratic_weighted_kappa'))}" if "quadratic_weighted_kappa" in test else ""), "",
              "| class | precision | recall (95% CI) | F1 | ROC-AUC | n |", "|---|---|---|---|---|---|"]
     for c, m in test["per_class"].items():
         lines.append(f"| {c} | {_pct(m['precision'])} | {_pct(m['recall'])}{_ci(ci.get('recall', {}).get(c))} | "
@@ -64,7 +68,8 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
         lines.append("")
     rd = test.get("referable_dr")
     if rd:
-        lines += [f"Referable diabetic retinopathy ({rd['definition']}), flagged when P(diabetic retinopathy) ≥ "
+        score = "P(grade ≥ 2)" if is_grade_model(classes) else "P(diabetic retinopathy)"
+        lines += [f"Referable diabetic retinopathy ({rd['definition']}), flagged when {score} ≥ "
                   f"{rd['threshold']:.3f} (threshold chosen on validation photos for sensitivity ≥ 90%):", "",
                   f"- Sensitivity {_pct(rd['sensitivity'])}{_ci(rd['sensitivity_ci'])} of {rd['positives']}, "
                   f"specificity {_pct(rd['specificity'])}{_ci(rd['specificity_ci'])} of {rd['negatives']}",
@@ -93,11 +98,17 @@ def render(card) -> str:
              f"- Architecture: {card.architecture}",
              f"- Initialisation: {card.initialisation}",
              f"- Calibration: temperature {card.temperature:.3f}"
-             + (f" after undoing the class weighting ({cal.get('class_weight')}) as a prior correction"
-                if card.log_prior_correction else "")
-             + f", fitted on the {cal.get('fitted_on', 'validation split')}"]
+             + (f" after undoing {cal.get('prior_correction_strength', 1.0):.0%} of the class weighting's "
+                f"({cal.get('class_weight')}) prior shift" if card.log_prior_correction else "")
+             + f"; fitted on the {cal.get('fitted_on', 'validation split')}"]
+    choice = cal.get("prior_correction_choice")
+    if isinstance(choice, list) and choice:
+        lines.append("- Prior-correction strengths tried (validation): " + "; ".join(
+            f"{row['strength']:.0%}: macro-F1 {row['validation_macro_f1']:.3f}, ECE {row['validation_ece']:.3f}"
+            for row in choice))
     if card.dr_threshold is not None:
-        lines.append(f"- Referable-DR operating threshold: P(diabetic retinopathy) ≥ {card.dr_threshold:.3f} "
+        score = "P(grade ≥ 2)" if is_grade_model(card.classes) else "P(diabetic retinopathy)"
+        lines.append(f"- Referable-DR operating threshold: {score} ≥ {card.dr_threshold:.3f} "
                      f"({cal.get('dr_threshold_chosen_on', 'validation')})")
     lines.append("")
     test = card.metrics.get("test")

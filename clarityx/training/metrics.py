@@ -26,6 +26,40 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, log_prior_correction=
     return float(np.exp((lo + hi) / 2))
 
 
+PRIOR_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def choose_prior_correction(val_probs: np.ndarray, val_labels: np.ndarray, cal_probs: np.ndarray,
+                            cal_labels: np.ndarray, log_prior_correction, strengths=PRIOR_STRENGTHS
+                            ) -> tuple[float, float, list[dict]]:
+    """How much of the class-weighting prior shift to undo, and the temperature that goes with it.
+
+    Undoing class weighting in full (strength 1) makes probabilities match the training mix, which
+    is mostly normal eyes, and so makes the model miss the rarer diseases; not undoing it (0) keeps
+    the balanced decisions the weighting bought. For each strength ``s`` the logits are shifted by
+    ``s * log_prior_correction`` and a temperature is fitted on the calibration photos; the strength
+    whose decisions give the best macro-F1 on the *validation* photos wins (ties: the stronger
+    correction).
+
+    Returns
+    -------
+    (strength, temperature, table): the table lists every strength with its temperature and its
+    validation macro-F1 and ECE, for the model card.
+    """
+    bias = np.asarray(log_prior_correction, np.float64)
+    table = []
+    for strength in strengths:
+        shift = list(strength * bias)
+        temperature = fit_temperature(cal_probs, cal_labels, shift)
+        calibrated = apply_temperature(val_probs, temperature, shift)
+        table.append({"strength": float(strength), "temperature": temperature,
+                      "validation_macro_f1": float(skm.f1_score(val_labels, calibrated.argmax(1), average="macro",
+                                                                labels=list(range(bias.size)), zero_division=0)),
+                      "validation_ece": expected_calibration_error(calibrated, val_labels)})
+    best = max(table, key=lambda row: (round(row["validation_macro_f1"], 4), row["strength"]))
+    return best["strength"], best["temperature"], table
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """ECE of the top-class confidence, equal-width bins."""
     conf = probs.max(axis=1)
