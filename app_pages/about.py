@@ -15,9 +15,10 @@ visits or everything). Reports are made in memory for your download. Usage stati
 network (EfficientNet-Lite0) ranks how much it resembles photos of normal eyes, cataract, diabetic
 retinopathy, glaucoma, age-related macular degeneration and pathological myopia, flags possible
 referable diabetic retinopathy, and a heat map (Grad-CAM) shows which parts of the photo drove that
-answer.
+answer. Other models you pick in the sidebar answer their own question — a diabetic-retinopathy grade
+model gives a grade from 0 (none) to 4 (proliferative) — and the Model page says what each one knows.
 
-**What it does not do.** It does not diagnose, it knows only these six classes, and it was trained
+**What it does not do.** It does not diagnose, the bundled model knows only these six classes, and it was trained
 on public research photos from a few cameras and hospitals. Many eye diseases are invisible to it;
 the Model page says how often it called such eyes normal.
 """)

@@ -60,10 +60,13 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str = "inverse") -
 def backbone_features(backbone: keras.Model, pixels: np.ndarray, batch_size: int) -> np.ndarray:
     """Frozen-backbone feature maps for phase 1 (one forward pass, no augmentation)."""
     run = tf.function(lambda x: backbone(x, training=False), reduce_retracing=True)
-    out = []
+    out = None  # filled in place: a list then a concatenation would need twice the memory (OOM at 512 px)
     for start in tqdm(range(0, len(pixels), batch_size), desc="features", unit="batch"):
-        out.append(run(tf.constant(pixels[start:start + batch_size], tf.float32)).numpy())
-    return np.concatenate(out)
+        batch = run(tf.constant(pixels[start:start + batch_size], tf.float32)).numpy()
+        if out is None:
+            out = np.empty((len(pixels), *batch.shape[1:]), np.float32)
+        out[start:start + len(batch)] = batch
+    return out if out is not None else np.zeros((0, *backbone.output.shape[1:]), np.float32)
 
 
 def predict_probs(model: keras.Model, pixels: np.ndarray, batch_size: int) -> np.ndarray:
