@@ -61,7 +61,8 @@ def main() -> None:
     card.name = target.stem
     card.comparison = [row(p, p == best) for p in candidates + [Path(p) for p in args.probes]]
     card.data["defects_handled"] = data_decisions(card.data["dr_grade0_policy"], card.data["dr_ungraded_policy"],
-                                                  card.data["pre_made_augmented_copies"] != "excluded")
+                                                  card.data["pre_made_augmented_copies"] != "excluded",
+                                                  card.data.get("task", "conditions"))
     if args.preprocessing_comparison:
         card.training["preprocessing_comparison"] = json.loads(Path(args.preprocessing_comparison).read_text())
     # Re-save through save_model: inference-only file, no optimizer state.

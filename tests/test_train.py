@@ -124,7 +124,7 @@ def test_a_dr_grade_model_from_an_aptos_download_answers_with_a_grade(tmp_path):
     out = tmp_path / "models" / "dr_grade.keras"
     card = train_tiny(data, out, "--task", "dr-grade")
     assert card["classes"] == list(GRADE_CLASSES) and card["data"]["task"] == "dr-grade"
-    assert "grades" in card["intended_use"]
+    assert "grades" in card["intended_use"] and "grade 0-4" in " ".join(card["data"]["defects_handled"])
     assert any("Grades diabetic retinopathy only" in x for x in card["limitations"])
     test = card["metrics"]["test"]
     assert -1 <= test["quadratic_weighted_kappa"] <= 1 and len(test["intervals"]["quadratic_weighted_kappa"]) == 2

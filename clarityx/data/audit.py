@@ -271,10 +271,19 @@ def audit(samples: list[Sample], root: str = "", threads: int = 4) -> AuditRepor
     )
 
 
-def data_decisions(dr_grade0: str, dr_ungraded: str, keep_augmented: bool) -> list[str]:
+def data_decisions(dr_grade0: str, dr_ungraded: str, keep_augmented: bool, task: str = "conditions") -> list[str]:
     """How the known defects of the training data were handled, in words, for the card."""
     grade0 = {"normal": "relabelled normal (so the normal class spans two cameras, not one)",
               "drop": "dropped", "keep": "kept as diabetic retinopathy"}[dr_grade0]
+    if task == "dr-grade":
+        labels = ["Each eye is labelled by its diabetic-retinopathy grade 0-4 where one is known (EyePACS and "
+                  "APTOS grades, ODIR-5K's staged keywords); eyes without a grade, or with another condition "
+                  "such as a cataract, are left out."]
+    else:
+        labels = [f"Diabetic-retinopathy photos whose public EyePACS grade is 0 (no DR) are {grade0}.",
+                  "Diabetic-retinopathy photos without a public grade are "
+                  + ("dropped: most graded ones are grade 0, so their label cannot be trusted."
+                     if dr_ungraded == "drop" else "kept (their labels are noisy).")]
     return [
         "Both eyes of a patient (and every photo of one) stay in one split; two eyes may carry different "
         "labels and are kept.",
@@ -284,9 +293,6 @@ def data_decisions(dr_grade0: str, dr_ungraded: str, keep_augmented: bool) -> li
         "A photo reached through two datasets (eye_diseases' ODIR files are ODIR-5K files) is read once, "
         "with ODIR-5K's per-eye label.",
         "Pre-made augmented copies are " + ("used for training only." if keep_augmented else "excluded."),
-        f"Diabetic-retinopathy photos whose public EyePACS grade is 0 (no DR) are {grade0}.",
-        "Diabetic-retinopathy photos without a public grade are "
-        + ("dropped: most graded ones are grade 0, so their label cannot be trusted."
-           if dr_ungraded == "drop" else "kept (their labels are noisy)."),
+        *labels,
         "Splits are stratified by (label, source), and metrics are reported per source.",
     ]
