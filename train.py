@@ -32,6 +32,19 @@ from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E
 from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 
 
+def strength(text: str) -> str | float:
+    """``--prior-correction``: ``auto`` or a fraction from 0 to 1."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number from 0 to 1")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
@@ -83,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--patience", type=int, default=2, help="phase 2 early stopping (epochs)")
     g.add_argument("--class-weight", choices=["none", "sqrt", "inverse"], default="sqrt",
                    help="loss weight per class: none, 1/sqrt(frequency) or 1/frequency")
-    g.add_argument("--prior-correction", default="auto",
+    g.add_argument("--prior-correction", type=strength, default="auto",
                    help="how much of the class weighting's prior shift to undo after training, 0-1; auto: "
                         "the strength with the best validation macro-F1 (temperature on the calibration split)")
     g.add_argument("--dr-sensitivity", type=float, default=0.9,

@@ -16,6 +16,15 @@ def label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+def headline(ranked: list[tuple[str, float]]) -> str:
+    """The answer in one line (Markdown): the top class, or for a DR-grade model the grade."""
+    top, p = ranked[0]
+    grade = grade_of(top)
+    if grade is not None:
+        return f"diabetic retinopathy **grade {grade} of 4** — {GRADE_NAMES[grade]} ({p:.0%})"
+    return f"most like **{label(top)}** ({p:.0%})"
+
+
 GUIDANCE = {
     "normal": (
         "No signs of cataract, diabetic retinopathy, glaucoma, macular degeneration or pathological "
@@ -63,15 +72,6 @@ GUIDANCE = {
         "soon",
     ),
 }
-
-def headline(ranked: list[tuple[str, float]]) -> str:
-    """The answer in one line (Markdown): the top class, or for a DR-grade model the grade."""
-    top, p = ranked[0]
-    grade = grade_of(top)
-    if grade is not None:
-        return f"diabetic retinopathy **grade {grade} of 4** — {GRADE_NAMES[grade]} ({p:.0%})"
-    return f"most like **{label(top)}** ({p:.0%})"
-
 
 _DR_HELP = ("Go urgently (within a day) if your vision has suddenly blurred, or you see new floaters or dark "
             "patches.")
@@ -129,10 +129,11 @@ def guidance(top: str, probability: float) -> tuple[str, str, str]:
 
 def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
                       sensitivity: float | None, specificity: float | None = None) -> str | None:
-    """A flag for possible referable DR when P(DR) reaches the card's operating threshold, whatever
-    the top answer is (a photo can look most like cataract and still show retinopathy). Says how
-    often the flag was a false alarm in testing, so a flag is read for what it is worth."""
-    p = referable_score(probabilities)  # P(DR), or P(grade >= 2) for a grade model
+    """A flag for possible referable DR when the referable-DR score (P(DR), or P(grade >= 2) for a
+    grade model) reaches the card's operating threshold, whatever the top answer is (a photo can look
+    most like cataract and still show retinopathy). Says how often the flag was a false alarm in
+    testing, so a flag is read for what it is worth."""
+    p = referable_score(probabilities)
     if threshold is None or p is None or p < threshold:
         return None
     false_alarms = ("" if specificity is None else

@@ -24,7 +24,7 @@ from clarityx.screening.card_markdown import render  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
-    ap.add_argument("--prior-correction", default="auto")
+    ap.add_argument("--prior-correction", type=train.strength, default="auto")
     ap.add_argument("--cache-dir", default=".cache")
     args = ap.parse_args()
 
