@@ -48,11 +48,5 @@ def referable_scores(probs: np.ndarray, classes: Sequence[str]) -> np.ndarray | 
 
 def referable_score(probabilities: Mapping[str, float]) -> float | None:
     """Referable-DR score of one photo's ``{class: probability}``; None when the model has no DR output."""
-    classes = list(probabilities)
-    cols = referable_columns(classes)
-    return float(sum(probabilities[classes[i]] for i in cols)) if cols else None
-
-
-def expected_grade(probabilities: Mapping[str, float]) -> float:
-    """The probability-weighted mean grade of a grade model's answer (how far between two grades)."""
-    return float(sum(grade_of(c) * p for c, p in probabilities.items()))
+    scores = referable_scores(np.array([list(probabilities.values())]), list(probabilities))
+    return None if scores is None else float(scores[0])
