@@ -297,7 +297,7 @@ def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight:
     then every card figure on validation, calibration and, once, test. Returns (metrics, calibration)."""
     import numpy as np
 
-    from clarityx.screening.grades import referable_scores
+    from clarityx.screening.grades import REFERABLE_FROM, referable_scores
     from clarityx.training.evaluate import screening_report
     from clarityx.training.metrics import (apply_temperature, choose_prior_correction, expected_calibration_error,
                                            fit_temperature, threshold_for_sensitivity)
@@ -315,7 +315,7 @@ def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight:
     probs = {k: apply_temperature(v, temperature, bias) for k, v in raw.items()}
     dr_threshold = None
     graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
-    referable = np.array([parts["validation"][i].grade >= 2 for i in graded], bool)
+    referable = np.array([parts["validation"][i].grade >= REFERABLE_FROM for i in graded], bool)
     scores = referable_scores(probs["validation"][graded], classes)  # P(DR), or P(grade >= 2)
     if scores is not None and referable.any():
         dr_threshold = threshold_for_sensitivity(scores, referable, args.dr_sensitivity)

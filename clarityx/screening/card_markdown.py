@@ -1,7 +1,7 @@
 """A model card for people: Markdown (the card file, the Model page) and the confusion-matrix figure."""
 from __future__ import annotations
 
-from clarityx.screening.grades import is_grade_model
+from clarityx.screening.grades import referable_score_name
 
 
 def _pct(x: float | None) -> str:
@@ -68,8 +68,8 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
         lines.append("")
     rd = test.get("referable_dr")
     if rd:
-        score = "P(grade ≥ 2)" if is_grade_model(classes) else "P(diabetic retinopathy)"
-        lines += [f"Referable diabetic retinopathy ({rd['definition']}), flagged when {score} ≥ "
+        lines += [f"Referable diabetic retinopathy ({rd['definition']}), flagged when "
+                  f"{referable_score_name(classes)} ≥ "
                   f"{rd['threshold']:.3f} (threshold chosen on validation photos for sensitivity ≥ 90%):", "",
                   f"- Sensitivity {_pct(rd['sensitivity'])}{_ci(rd['sensitivity_ci'])} of {rd['positives']}, "
                   f"specificity {_pct(rd['specificity'])}{_ci(rd['specificity_ci'])} of {rd['negatives']}",
@@ -107,8 +107,8 @@ def render(card) -> str:
             f"{row['strength']:.0%}: macro-F1 {row['validation_macro_f1']:.3f}, ECE {row['validation_ece']:.3f}"
             for row in choice))
     if card.dr_threshold is not None:
-        score = "P(grade ≥ 2)" if is_grade_model(card.classes) else "P(diabetic retinopathy)"
-        lines.append(f"- Referable-DR operating threshold: {score} ≥ {card.dr_threshold:.3f} "
+        lines.append(f"- Referable-DR operating threshold: {referable_score_name(card.classes)} ≥ "
+                     f"{card.dr_threshold:.3f} "
                      f"({cal.get('dr_threshold_chosen_on', 'validation')})")
     lines.append("")
     test = card.metrics.get("test")

@@ -40,6 +40,11 @@ def referable_columns(classes: Sequence[str]) -> list[int]:
     return [i for i, c in enumerate(classes) if c == "diabetic_retinopathy"]
 
 
+def referable_score_name(classes: Sequence[str]) -> str:
+    """What the referable-DR score is for a model with these outputs, as a card prints it."""
+    return f"P(grade ≥ {REFERABLE_FROM})" if is_grade_model(classes) else "P(diabetic retinopathy)"
+
+
 def referable_scores(probs: np.ndarray, classes: Sequence[str]) -> np.ndarray | None:
     """Referable-DR score of every row of ``probs`` (N, C); None when the model has no DR output."""
     cols = referable_columns(classes)

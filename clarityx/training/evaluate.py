@@ -14,7 +14,7 @@ import numpy as np
 from clarityx.data.datasets import REPORTED_APART, Sample, as_dr_grades, load_dataset
 from clarityx.screening.engine import CardedModel
 from clarityx.screening.gate import check_embedding, check_image
-from clarityx.screening.grades import grade_of, is_grade_model, referable_columns, referable_scores
+from clarityx.screening.grades import REFERABLE_FROM, grade_of, is_grade_model, referable_columns, referable_scores
 from clarityx.screening.pipeline import decode
 from clarityx.training.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
                                        sensitivity_specificity)
@@ -209,7 +209,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         gi = np.array([i for i, g in enumerate(grades) if g is not None], int)
         g = np.array([grades[i] for i in gi])
         flagged = referable_scores(probs[gi], classes) >= dr_threshold
-        positive = g >= 2
+        positive = g >= REFERABLE_FROM
         sens, spec = sensitivity_specificity(flagged, positive)
         report["referable_dr"] = {
             "threshold": float(dr_threshold), "definition": "grade >= 2 (moderate NPDR or worse)",
