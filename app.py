@@ -2,11 +2,16 @@
 
     streamlit run app.py
 """
+from pathlib import Path
+
 import streamlit as st
 
 from app_pages.shared import model_picker, start_model_loading
 
-st.set_page_config(page_title="ClarityX", page_icon=":material/visibility:", layout="wide")
+# The tab's icon is a file of this project, sent inside the page: a ":material/...:" or emoji icon
+# would make the browser fetch it from Google's or jsDelivr's servers.
+ICON = Path(__file__).resolve().parent / "app_pages" / "icon.svg"
+st.set_page_config(page_title="ClarityX", page_icon=str(ICON), layout="wide")
 start_model_loading()  # first thing: the model loads in the background while the page is drawn
 
 pages = [

@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(other_findings and multiple_conditions test eyes are reported apart)")
     g.add_argument("--dr-grade0", choices=["keep", "drop", "normal"], default="normal",
                    help="what a diabetic_retinopathy image with a known DR grade 0 becomes")
-    g.add_argument("--dr-ungraded", choices=["keep", "drop"], default="keep",
+    g.add_argument("--dr-ungraded", choices=["keep", "drop"], default="drop",
                    help="diabetic_retinopathy images without a known grade: keep, or drop as unreliable")
     g.add_argument("--keep-augmented", action="store_true",
                    help="train on the dataset's pre-made augmented copies (train split only)")
@@ -73,20 +73,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--test-frac", type=float, default=0.15)
     g.add_argument("--max-per-class", type=int, default=0, help="cap images per class (quick runs)")
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="efficientnet_b0_relu6",
-                   help="efficientnet_b0 | efficientnet_b0_relu6 | efficientnet_b0_swish | efficientnet_lite0")
+    g.add_argument("--backbone", default="efficientnet_lite0_ms",
+                   help="efficientnet_lite0_ms | efficientnet_lite0 | efficientnet_b0 | efficientnet_b0_relu6 | "
+                        "efficientnet_b0_swish (clarityx.model.backbones.BACKBONES)")
     g.add_argument("--weights", default="lite0-imagenet",
-                   help="lite0-imagenet | imagenet | none | PATH to an .h5 weights file")
+                   help="lite0-imagenet (the Lite0-topology backbones) | imagenet (efficientnet_b0: Keras' "
+                        "download) | none | PATH to Keras' efficientnetb0_notop.h5 (efficientnet_b0 only)")
     g.add_argument("--init", help="start from this trained .keras model (same backbone, classes and size): "
                                     "phase 1 is skipped, phase 2 fine-tunes it")
-    g.add_argument("--img-size", type=int, default=224)
-    g.add_argument("--contrast", choices=list(CONTRASTS), default="none",
+    g.add_argument("--img-size", type=int, default=384,
+                   help="model input side; no larger than the training photos' field of view (about 400 px "
+                        "here), so that prepare never enlarges a training photo (one look for every size)")
+    g.add_argument("--contrast", choices=list(CONTRASTS), default="clahe",
                    help="camera normalisation inside prepare (the card records it for inference)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--head-epochs", type=int, default=40, help="phase 1 (head only, cached features)")
+    g.add_argument("--head-epochs", type=int, default=60, help="phase 1 (head only, cached features)")
+    g.add_argument("--views", type=int, default=2,
+                   help="phase 1: random training views per photo besides the clean one (resolution, JPEG, "
+                        "exposure, colour, blur, rotation; clarityx.training.views)")
+    g.add_argument("--train-exclude-source", nargs="*", default=["retina_dataset"], metavar="SOURCE",
+                   help="leave these sources' photos out of the fit (kept in validation and test, reported per "
+                        "source): retina_dataset is a camera with glaucoma and cataract only, so 'this camera' "
+                        "would be learnt as a disease. Give the flag alone to train on every source")
     g.add_argument("--head-lr", type=float, default=1e-3)
-    g.add_argument("--epochs", type=int, default=3, help="phase 2 (whole network); 0 = head only")
+    g.add_argument("--head-weight-decay", type=float, default=1e-4, help="phase 1: AdamW weight decay")
+    g.add_argument("--epochs", type=int, default=0, help="phase 2 (whole network); 0 = head only")
     g.add_argument("--stop-after", type=int, default=0,
                    help="end phase 2 after this many epochs of the --epochs-long cosine schedule (0: all)")
     g.add_argument("--lr", type=float, default=1e-4, help="phase 2 peak learning rate (cosine decay)")
@@ -192,21 +204,53 @@ def label_mapping_table() -> dict:
     return {k: {"condition": c or "(photo quality: ignored)", "dr_grade": g} for k, (c, g) in ODIR_KEYWORDS.items()}
 
 
-def train_head(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> None:
-    """Phase 1: the head alone, on frozen-backbone features computed once."""
-    import keras
+def train_head(model, split, parts: dict, y: dict, classes: list[str], args: argparse.Namespace,
+               class_weight: dict) -> dict:
+    """Phase 1: the head alone, on pooled frozen-backbone features cached per view.
 
-    from clarityx.training import steps as T
+    Every training photo is seen in 1 + ``--views`` views (the clean ``prepare`` view and random views of
+    :func:`clarityx.training.views.random_view`: resolution, encoding, exposure, colour, blur, rotation);
+    photos of the ``--train-exclude-source`` sources are left out of the fit (they stay in validation and
+    test, reported per source). Returns the training rows' embeddings and labels, for the gate."""
+    import numpy as np
 
-    backbone, head = model.get_layer("backbone"), model.get_layer("head")
-    f_train = T.backbone_features(backbone, x["train"], args.batch_size)
-    f_val = T.backbone_features(backbone, x["validation"], args.batch_size)
-    head.compile(optimizer=keras.optimizers.Adam(args.head_lr),
-                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    head.fit(f_train, y["train"], validation_data=(f_val, y["validation"]), epochs=args.head_epochs,
-             batch_size=32, class_weight=class_weight, verbose=2,
-             callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True),
-                        progress_callback(args, "training the head", args.head_epochs)])
+    from clarityx.model.backbones import BACKBONES
+    from clarityx.training import heads as H
+    from clarityx.training.views import cache_features
+
+    backbone = model.get_layer("backbone")
+
+    def features(samples, view):
+        report_progress(args, stage=f"features of view {view}", epoch=view, epochs=args.views)
+        return cache_features([str(s.path) for s in samples], backbone, args.img_size, args.contrast, view,
+                              args.cache_dir, args.seed, progress=lambda m: print(m, flush=True))
+
+    # One cache for every run on this split: the clean view of all its photos, the random views of
+    # its training photos (scripts/cache_views.py fills the same cache).
+    everything, train_split = split.samples, split.of("train")
+    clean = features(everything, 0)
+    position = {str(s.path): i for i, s in enumerate(everything)}
+    train_pos = {str(s.path): i for i, s in enumerate(train_split)}
+    excluded = set(args.train_exclude_source or [])
+    used = [s for s in parts["train"] if (s.source or "unknown") not in excluded]
+    labels = np.array([classes.index(s.label) for s in used], np.int32)
+    views = [{k: v[[position[str(s.path)] for s in used]].astype(np.float32) for k, v in clean.items()}]
+    for view in range(1, args.views + 1):
+        f = features(train_split, view)
+        views.append({k: v[[train_pos[str(s.path)] for s in used]].astype(np.float32) for k, v in f.items()})
+    val = {k: v[[position[str(s.path)] for s in parts["validation"]]].astype(np.float32) for k, v in clean.items()}
+    stats = H.channel_stats(views[0], H.FEATURE_SETS[BACKBONES[args.backbone].taps])
+    x = np.concatenate([H.seed_inputs(v, stats) for v in views])
+    report_progress(args, stage="training the head", epoch=0, epochs=args.head_epochs)
+    fitted = H.fit_seed_head(x, np.tile(labels, len(views)), H.seed_inputs(val, stats), y["validation"],
+                             len(classes), class_weight, seed=args.seed, epochs=args.head_epochs, lr=args.head_lr,
+                             weight_decay=args.head_weight_decay)
+    H.install_seed_head(model.get_layer("head"), fitted, stats)
+    embed = H.embedding_model(fitted)
+    return {"embeddings": [embed(H.seed_inputs(v, stats)) for v in views], "labels": labels,
+            "validation_embeddings": embed(H.seed_inputs(val, stats)),
+            "trained_on": {"photos": len(used), "views": len(views), "excluded_sources": sorted(excluded),
+                           "excluded_photos": len(parts["train"]) - len(used)}}
 
 
 def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> int:
@@ -344,6 +388,24 @@ def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight:
     return metrics, calibration
 
 
+def export_and_check_outside(output: Path, data_root: Path) -> dict:
+    """Export the ONNX graph (the app's engine) beside the model, then run the outside sets through the app's
+    own path (gate included) on it: every candidate is judged on them. ``{}`` when the data has none."""
+    from clarityx.loader import load_classifier
+    from clarityx.model.export import export
+    from clarityx.training.evaluate import evaluate_outside, format_outside
+
+    export(output, "onnx")
+    classifier = load_classifier(output)
+    outside = {}
+    for root in (data_root, data_root.parent):
+        outside = evaluate_outside(classifier, root)
+        if outside:
+            print(format_outside(outside), flush=True)
+            break
+    return outside
+
+
 def relative_to(root: Path, path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
@@ -364,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     from clarityx.data.audit import data_decisions
     from clarityx.screening.card import ModelCard, default_intended_use, default_limitations
     from clarityx.training.evaluate import camera_probe
-    from clarityx.model.build import build_classifier, save_model
+    from clarityx.model.build import build_classifier, save_card, save_model
     from clarityx.screening.ood import MahalanobisModel, ood_path
+    from clarityx.training.heads import OOD_QUANTILE, ood_limit
 
     T.set_seeds(args.seed)
     classes = args.classes.split(",") if args.classes else None
@@ -380,7 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     index = {c: i for i, c in enumerate(classes)}
     y = {k: np.array([index[s.label] for s in v if s.label in index], dtype=np.int32) for k, v in parts.items()}
-    x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir), contrast=args.contrast) if v
+    # Pixels in memory only where the model itself runs: evaluation, and the training photos when phase 2
+    # fine-tunes the network (phase 1 reads the feature cache).
+    x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir), contrast=args.contrast)
+         if v and (k != "train" or args.epochs > 0 or args.init)
          else np.zeros((0, args.img_size, args.img_size, 3), np.uint8) for k, v in parts.items()}
     trainable = {k: x[k] if k != "test" else x[k][[s.label in index for s in parts[k]]] for k in x}
 
@@ -390,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    class_weight = T.class_weights(y["train"], len(classes), args.class_weight)
+    excluded = set(args.train_exclude_source or [])
+    fit_labels = np.array([index[s.label] for s in parts["train"] if (s.source or "unknown") not in excluded],
+                          np.int32)
+    class_weight = T.class_weights(fit_labels, len(classes), args.class_weight)
     if args.init:
         try:
             model.set_weights(keras.saving.load_model(args.init, compile=False).get_weights())
@@ -399,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     t0 = time.time()
+    head_run = None
     if not resumable(args) and not args.init:  # a phase-2 checkpoint holds the whole network, head included
-        train_head(model, trainable, y, args, class_weight)
+        head_run = train_head(model, split, parts, y, classes, args, class_weight)
     phase1_s = time.time() - t0
     try:
         phase2_epochs, phase2_s = fine_tune(model, trainable, y, args, class_weight) if args.epochs > 0 else (0, 0.0)
@@ -410,8 +480,14 @@ def main(argv: list[str] | None = None) -> int:
 
     report_progress(args, stage="calibrating and testing")
     metrics, calibration = evaluate_model(model, x, parts, classes, args, class_weight)
-    ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
-    val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
+    if head_run is not None and args.epochs == 0:  # the cached views are the model's own embeddings
+        ood = MahalanobisModel.fit(np.concatenate(head_run["embeddings"]),
+                                   np.tile(head_run["labels"], len(head_run["embeddings"])))
+        view_dist = ood.distance(np.concatenate(head_run["embeddings"][1:] or head_run["embeddings"]))
+        val_dist = ood.distance(head_run["validation_embeddings"])
+    else:
+        ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
+        view_dist = val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
     test_probe = (camera_probe(T.embeddings(model, x["test"], args.batch_size), parts["test"])
                   if len(x["test"]) else None)
 
@@ -464,12 +540,16 @@ def main(argv: list[str] | None = None) -> int:
                "test_groups": [s.group for s in parts["test"]],
                "test_conditions": ["+".join(s.conditions) for s in parts["test"]]},
         metrics={**metrics, "camera_probe_test_normal_eyes": test_probe},
-        gate={"ood_validation_distance_percentiles": {
-            str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},
+        gate={"max_ood_distance": ood_limit(view_dist),
+              "max_ood_distance_fitted_on": f"the {OOD_QUANTILE:.1%} quantile of the augmented training views' "
+                                            "distances (train.py)",
+              "ood_validation_distance_percentiles": {
+                  str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},
         training={
             "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
             "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
             "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength,
+            "phase1_trained_on": head_run and head_run["trained_on"],
             "arguments": dict(vars(args)),
             "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
@@ -478,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     save_model(model, card, output)
     ood.save(ood_path(output))
+    report_progress(args, stage="exporting the ONNX graph and checking the outside sets")
+    outside = export_and_check_outside(output, data_root)
+    if outside:
+        card.metrics["outside"] = outside
+        save_card(card, output)
     report_progress(args, stage="finished", test_macro_f1=metrics.get("test", {}).get("macro_f1"))
     print(f"Saved {output} ({output.stat().st_size / 2**20:.1f} MB) with its card; "
           f"temperature {calibration['temperature']:.2f}; {time.time() - started:.0f} s in all")

@@ -1,10 +1,13 @@
 """Batch: many photos at once → a progress bar → a sortable table with thumbnails and a CSV download.
 
-Photos stay in memory; nothing is written to disk. Bad files are listed with their reasons.
+Photos stay in memory only while they are screened: the session keeps each photo's thumbnail and
+result, never the photo itself (a 12-megapixel photo is ~36 MB decoded). Bad files are listed with
+their reasons.
 """
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -12,10 +15,33 @@ from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
 from clarityx.screening.history import thumbnail_png
 from clarityx.screening.pipeline import Result, analyse
-from clarityx.screening.report import batch_csv, png_data_uri
+from clarityx.screening.report import batch_csv, png_data_uri, referable_flag
+
+BATCH_THUMBNAIL_SIDE = 96
+FLAG_WORDS = {True: "flagged", False: "no", None: "–"}
+ROW_HEIGHT = 38  # px, room for a thumbnail
 
 
-def screen_all(files) -> list[tuple[str, Result]]:
+@dataclass
+class Screened:
+    """What the session keeps of one photo of the batch: a thumbnail and the result, not the photo."""
+    name: str
+    status: str
+    message: str | None = None
+    ranked: list[tuple[str, float]] = field(default_factory=list)
+    thumbnail: str | None = None  # data URI
+
+    @classmethod
+    def of(cls, name: str, result: Result) -> Screened:
+        thumb = png_data_uri(thumbnail_png(result.rgb, BATCH_THUMBNAIL_SIDE)) if result.rgb is not None else None
+        return cls(name, result.status, result.message, result.ranked, thumb)
+
+    @property
+    def top(self) -> str | None:
+        return self.ranked[0][0] if self.ranked else None
+
+
+def screen_all(files) -> list[Screened]:
     classifier = get_classifier()
     if classifier is None:
         return []
@@ -26,22 +52,59 @@ def screen_all(files) -> list[tuple[str, Result]]:
             result = analyse(classifier, f.getvalue(), explain=False)
         except Exception as exc:  # one bad file never stops the batch
             result = Result("error", f"{type(exc).__name__}: {exc}")
-        out.append((f.name, result))
+        out.append(Screened.of(f.name, result))
+        del result  # the decoded photo goes now, not with the whole batch
         progress.progress((i + 1) / len(files), text=f"Screened {i + 1} of {len(files)}")
     progress.empty()
     return out
 
 
-def table(results: list[tuple[str, Result]], classes: list[str]) -> list[dict]:
+def table(results: list[Screened], classes: list[str], threshold: float | None) -> list[dict]:
+    """The graded photos: whole percentages (the model is not more precise than that), the referable-DR flag."""
     rows = []
-    for name, r in results:
+    for r in results:
         if r.status != "ok":
             continue
         probs = dict(r.ranked)
-        thumb = png_data_uri(thumbnail_png(r.rgb, 96))
-        rows.append({"photo": thumb, "file": name, "most like": label(r.top),
-                     **{label(c): round(probs[c], 4) for c in classes}})
+        rows.append({"file": r.name, "photo": r.thumbnail, "most like": label(r.top),
+                     "referable DR": FLAG_WORDS[referable_flag(probs, threshold)],
+                     **{label(c): round(100 * probs[c]) for c in classes}})
     return rows
+
+
+def results_ui(results: list[Screened], classes: list[str], model: str, threshold: float | None) -> None:
+    ok = table(results, classes, threshold)
+    st.subheader(f"{len(ok)} of {len(results)} photos screened")
+    st.caption(f"Model: {model}. Percentages: how much each photo resembles each condition. "
+               "Click a column's heading to sort by it.")
+    if ok:
+        # Every row in view up to 20 (then it scrolls); room for the header and the horizontal scroll bar.
+        st.dataframe(ok, hide_index=True, height=min(ROW_HEIGHT * (len(ok) + 1) + 20, ROW_HEIGHT * 21 + 20),
+                     row_height=ROW_HEIGHT, column_config={
+            "file": st.column_config.TextColumn("file", pinned=True),
+            "photo": st.column_config.ImageColumn("photo", width="small"),
+            "referable DR": st.column_config.TextColumn(
+                "referable DR", help="Possible referable diabetic retinopathy, flagged at the model card's threshold"),
+            **{label(c): st.column_config.ProgressColumn(label(c), help=label(c), min_value=0, max_value=100,
+                                                         format="%d%%", width="medium")
+               for c in classes}})
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        st.subheader(f"{len(bad)} photo{'s' if len(bad) != 1 else ''} could not be graded")
+        st.table([{"file": r.name, "reason": r.message} for r in bad])
+    csv_text = batch_csv([(r.name, r.status, r.ranked, r.message) for r in results], classes, model, threshold)
+    st.download_button("Download the results (CSV)", csv_text, file_name="clarityx-batch.csv", mime="text/csv")
+
+
+def suggest_ray(n_photos: int) -> None:
+    """Over 20,000 photos: too many for one computer; show the command that screens them on a Ray cluster."""
+    from clarityx.scale import ONE_MACHINE_LIMIT, SCALE_INSTALL, ray_command
+
+    if n_photos > ONE_MACHINE_LIMIT:
+        st.warning(f"{n_photos:,} photos are too many for one computer (at about 5 photos a second, "
+                   f"{n_photos / 5 / 3600:.1f} hours). Screen the folder on a Ray cluster instead: install the "
+                   f"extra (`{SCALE_INSTALL}`) and run, from a terminal (`--resume` continues a stopped run):")
+        st.code(ray_command("PHOTOS_FOLDER"), language="bash")
 
 
 st.title("Screen many photos")
@@ -49,24 +112,14 @@ st.write("For people with a folder of their own fundus photos. Each photo goes t
          "and model as on the first page; nothing is saved.")
 files = st.file_uploader("Fundus photos", type=PHOTO_TYPES, accept_multiple_files=True, key="batch_files")
 if files:
+    suggest_ray(len(files))
     key = hashlib.sha256(b"".join(hashlib.sha256(f.getvalue()).digest() for f in files)).hexdigest()
     if st.session_state.get("batch", (None,))[0] != key:
         st.session_state["batch"] = (key, screen_all(files))
     results = st.session_state["batch"][1]
     classifier = get_classifier()
     if results and classifier is not None:
-        classes = classifier.classes
-        ok = table(results, classes)
-        st.subheader(f"{len(ok)} of {len(results)} photos screened")
-        st.dataframe(ok, hide_index=True, column_config={
-            "photo": st.column_config.ImageColumn("photo"),
-            **{label(c): st.column_config.ProgressColumn(label(c), min_value=0.0, max_value=1.0, format="percent")
-               for c in classes}})
-        st.caption("Click a column's heading to sort by it.")
-        bad = [(n, r) for n, r in results if r.status != "ok"]
-        if bad:
-            st.subheader(f"{len(bad)} photos could not be graded")
-            st.dataframe([{"file": n, "reason": r.message} for n, r in bad], hide_index=True)
-        csv_text = batch_csv([(n, r.status, r.ranked, r.message) for n, r in results], classes)
-        st.download_button("Download the results (CSV)", csv_text, file_name="clarityx-batch.csv", mime="text/csv")
+        card = classifier.card
+        results_ui(results, classifier.classes, f"{card.name} ({card.training.get('finished', 'unknown')})",
+                   card.dr_threshold)
 st.caption(DISCLAIMER)

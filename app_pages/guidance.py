@@ -1,7 +1,11 @@
 """Plain-language guidance for each finding (kept apart from the page code so it is testable)."""
 from __future__ import annotations
 
-from clarityx.screening.grades import GRADE_NAMES, grade_of, referable_score
+from collections.abc import Sequence
+
+from clarityx.screening.card import SIX_CLASSES
+from clarityx.screening.grades import GRADE_NAMES, REFERABLE_FROM, grade_of, referable_score
+from clarityx.screening.report import referable_flag
 
 LABELS = {"normal": "Normal", "cataract": "Cataract", "diabetic_retinopathy": "Diabetic retinopathy",
           "glaucoma": "Glaucoma", "age_related_macular_degeneration": "Age-related macular degeneration",
@@ -27,8 +31,7 @@ def headline(ranked: list[tuple[str, float]]) -> str:
 
 GUIDANCE = {
     "normal": (
-        "No signs of cataract, diabetic retinopathy, glaucoma, macular degeneration or pathological "
-        "myopia were recognised in this photo.",
+        "No signs of {conditions} were recognised in this photo.",  # the chosen model's conditions only
         "This does not rule eye disease out. Keep up regular eye examinations: every 1–2 years, "
         "and every year if you have diabetes, high blood pressure or a family history of glaucoma.",
         "routine",
@@ -112,14 +115,43 @@ REFERABLE_DR = (
     "such eyes{false_alarms}. See an eye doctor within the next few weeks, and tell your diabetes care team."
 )
 
+BUT_FLAGGED = ("However, the model's score for referable diabetic retinopathy is above the level at which it flags "
+               "it: see the note below.")
+FLAGGED_ACTION = ("Because of that flag, see an eye doctor within the next few weeks and tell your diabetes care "
+                  "team.")
+
 UNCERTAIN = 0.5
 
 
-def guidance(top: str, probability: float) -> tuple[str, str, str]:
-    """(what the finding means, what to do, urgency) for the top class."""
+def spoken_list(items: list[str], conjunction: str = "or") -> str:
+    """``a, b or c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def conditions_known(classes: Sequence[str], without_dr: bool = False) -> list[str]:
+    """The conditions a model looks for, as a person reads them ("normal" and DR grades are not conditions)."""
+    return [label(c).lower() for c in classes if c != "normal" and grade_of(c) is None
+            and not (without_dr and c == "diabetic_retinopathy")]
+
+
+def guidance(top: str, probability: float, classes: Sequence[str] = SIX_CLASSES,
+             flagged: bool = False) -> tuple[str, str, str]:
+    """(what the finding means, what to do, urgency) for the top class of a model with ``classes``.
+
+    ``flagged``: the referable-DR flag is raised for this photo (:func:`referable_dr_note`). The
+    meaning then never says that no retinopathy was seen, and the urgency is at least "soon"."""
     meaning, action, urgency = GUIDANCE.get(
         top, ("The model's top finding is " + top.replace("_", " ") + ".",
               "Show this photo to an eye doctor.", "soon"))
+    if top == "normal":
+        others = conditions_known(classes, without_dr=flagged)
+        meaning = (meaning.format(conditions=spoken_list(others)) if others
+                   else "The photo resembles those of eyes the model called normal.")
+    grade = grade_of(top)
+    if flagged and top != "diabetic_retinopathy" and (grade is None or grade < REFERABLE_FROM):
+        meaning = f"{meaning} {BUT_FLAGGED}"
+        if urgency == "routine":
+            action, urgency = f"{FLAGGED_ACTION} {action}", "soon"
     if probability < UNCERTAIN:
         meaning = (f"The model is unsure (its top answer has only {probability:.0%}). " + meaning)
         action = "Because the result is uncertain, have your eyes checked by an eye doctor. " + action
@@ -133,9 +165,9 @@ def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
     grade model) reaches the card's operating threshold, whatever the top answer is (a photo can look
     most like cataract and still show retinopathy). Says how often the flag was a false alarm in
     testing, so a flag is read for what it is worth."""
-    p = referable_score(probabilities)
-    if threshold is None or p is None or p < threshold:
+    if not referable_flag(probabilities, threshold):
         return None
+    p = referable_score(probabilities)
     false_alarms = ("" if specificity is None else
                     f" — but it also flagged {1 - specificity:.0%} of eyes without it, so this is a prompt to "
                     "get checked, not a finding")
@@ -146,3 +178,9 @@ def weak_classes(metrics: dict, below: float = 0.6) -> list[tuple[str, float]]:
     """Classes the model often missed on its held-out test photos (recall under ``below``)."""
     per_class = metrics.get("test", {}).get("per_class", {})
     return [(c, m["recall"]) for c, m in per_class.items() if m["recall"] < below]
+
+
+def weak_spot_notes(metrics: dict) -> list[str]:
+    """The model's weak spots in a person's words, said once per visit (on the page and in the report)."""
+    return [f"In testing, this model recognised only {recall:.0%} of photos with {label(name).lower()}: "
+            "a low score for it does not rule it out." for name, recall in weak_classes(metrics)]

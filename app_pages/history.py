@@ -3,29 +3,87 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER
-from clarityx.screening.history import History, HistoryUnavailable, Visit
+from clarityx.screening.history import History, HistoryUnavailable, Visit, local, shown_time
 from clarityx.screening.report import png_data_uri
 
+WORTH_A_LINE = 0.25  # a condition is drawn by default once it reached this in a shown visit (or was on top)
+SIDES = ("right", "left")
 
-def trend_figure(visits: list[Visit]) -> go.Figure:
-    """Each class's probability over time, one line per class and eye."""
-    fig = go.Figure()
-    series: dict[tuple[str, str], tuple[list, list]] = {}
+
+def conditions_of(visits: list[Visit]) -> list[str]:
+    """Every class with a probability in these visits, in the order the models list them."""
+    seen: dict[str, None] = {}
     for v in visits:
         for e in v.eyes:
-            for c, p in (e.probabilities or {}).items():
-                xs, ys = series.setdefault((c, e.side), ([], []))
-                xs.append(v.taken_at)
-                ys.append(p)
-    for (c, side), (xs, ys) in sorted(series.items()):
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{label(c)} ({side})",
-                                 line=dict(dash="solid" if side == "right" else "dot")))
-    fig.update_layout(yaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-                      xaxis=dict(tickformat="%Y-%m-%d"), height=380,
-                      margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h"))
+            seen.update(dict.fromkeys(e.probabilities or {}))
+    return list(seen)
+
+
+def default_conditions(visits: list[Visit]) -> list[str]:
+    """The few conditions that matter: each eye's top answer other than "normal", and any condition that
+    reached :data:`WORTH_A_LINE` in a visit. None when every eye was normal with little else."""
+    chosen: set[str] = set()
+    for v in visits:
+        for e in v.eyes:
+            probs = e.probabilities or {}
+            chosen.update(c for c, p in probs.items() if c != "normal" and p >= WORTH_A_LINE)
+            if probs and max(probs, key=probs.get) != "normal":
+                chosen.add(max(probs, key=probs.get))
+    return [c for c in conditions_of(visits) if c in chosen]
+
+
+def model_of(v: Visit) -> str:
+    return f"{v.model_name} ({v.model_version})"
+
+
+def axis_labels(visits: list[Visit]) -> dict[int, str]:
+    """Each visit's label on the trend's axis: its local date and time; with seconds when two visits share
+    a minute (on a category axis they would otherwise fall on one point)."""
+    labels = {id(v): shown_time(v.taken_at) for v in visits}
+    if len(set(labels.values())) < len(visits):
+        labels = {id(v): local(v.taken_at).strftime("%Y-%m-%d %H:%M:%S %Z") for v in visits}
+    return labels
+
+
+def trend_figure(visits: list[Visit], conditions: list[str]) -> go.Figure:
+    """One panel per eye; in each, one line per condition and model version (a trend across two model
+    versions is not a trend: a new model starts a new line). Visits are spaced evenly and labelled with
+    their local date and time; a condition keeps its colour in both panels."""
+    sides = [s for s in SIDES if any(e.side == s for v in visits for e in v.eyes)] or list(SIDES)
+    fig = make_subplots(rows=1, cols=len(sides), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[f"{s.capitalize()} eye" for s in sides])
+    colours = {c: qualitative.D3[i % len(qualitative.D3)] for i, c in enumerate(conditions_of(visits))}
+    models = list(dict.fromkeys(model_of(v) for v in visits))
+    dashes = ("solid", "dash", "dot", "dashdot")
+    at = axis_labels(visits)
+    order = [at[id(v)] for v in visits]
+    for col, side in enumerate(sides, start=1):
+        for c in conditions:
+            for m, model in enumerate(models):
+                points = [(at[id(v)], e.probabilities[c]) for v in visits if model_of(v) == model
+                          for e in v.eyes if e.side == side and c in (e.probabilities or {})]
+                if not points:
+                    continue
+                name = label(c) + (f" — {model}" if len(models) > 1 else "")
+                fig.add_trace(go.Scatter(
+                    x=[x for x, _ in points], y=[y for _, y in points], mode="lines+markers", name=name,
+                    legendgroup=name,
+                    line=dict(color=colours[c], dash=dashes[m % len(dashes)]), marker=dict(size=9),
+                    hovertemplate="%{x}: %{y:.0%}<extra>" + name + "</extra>"), row=1, col=col)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(order)))
+    fig.update_yaxes(range=[-0.04, 1.06], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%")
+    fig.update_yaxes(title="probability", row=1, col=1)
+    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
+    # Each condition once in the legend, even when it is drawn in both panels.
+    named: set[str] = set()
+    for trace in fig.data:
+        trace.showlegend = trace.name not in named
+        named.add(trace.name)
     return fig
 
 
@@ -35,28 +93,47 @@ def rows(visits: list[Visit]) -> list[dict]:
         for e in v.eyes:
             top = max(e.probabilities, key=e.probabilities.get) if e.probabilities else None
             out.append({
-                "date": v.taken_at.strftime("%Y-%m-%d %H:%M"), "eye": e.side,
+                "date": shown_time(v.taken_at), "eye": e.side,
                 "photo": png_data_uri(e.thumbnail) if e.thumbnail else None,
                 "result": f"{label(top)} ({e.probabilities[top]:.0%})" if top else f"not graded: {e.message}",
-                "model": f"{v.model_name} ({v.model_version})", "visit": v.id})
+                "model": model_of(v), "visit": v.id})
     return out
 
 
+def visit_name(v: Visit) -> str:
+    return f"{shown_time(v.taken_at)} — {' and '.join(e.side for e in v.eyes) or 'no eyes'} eye ({model_of(v)})"
+
+
 def delete_ui(history: History, visits: list[Visit]) -> None:
+    """Delete one visit, or everything; the next page run says what was deleted."""
     with st.expander("Delete"):
-        chosen = st.selectbox("Visit", visits, format_func=lambda v: f"{v.taken_at:%Y-%m-%d %H:%M} "
-                              f"({', '.join(e.side for e in v.eyes)})", key="delete_visit")
+        chosen = st.selectbox("Visit", visits, format_func=visit_name, key="delete_visit")
         if st.button("Delete this visit"):
             history.delete(chosen.id)
+            st.session_state["history_said"] = f"Deleted the visit of {visit_name(chosen)}."
             st.rerun()
         sure = st.checkbox("Yes, delete my whole history", key="delete_all_sure")
         if st.button("Delete everything", disabled=not sure):
             history.delete_all()
+            st.session_state["history_said"] = "Deleted your whole history."
             st.rerun()
+
+
+def trend_ui(visits: list[Visit]) -> None:
+    """The trend chart, with the conditions that matter chosen by default."""
+    every = conditions_of(visits)
+    if not every:
+        return
+    default = default_conditions(visits) or every[:1]
+    shown = st.multiselect("Conditions to plot", every, default=default, format_func=label, key="history_conditions")
+    if shown:
+        st.plotly_chart(trend_figure(visits, shown), width="stretch")
 
 
 st.title("Your screening history")
 st.write("Only the visits you chose to save, kept in one file on this computer and nowhere else.")
+if "history_said" in st.session_state:
+    st.success(st.session_state.pop("history_said"))
 try:
     history = History()
     side = st.radio("Eye", ["Both", "Right", "Left"], horizontal=True, key="history_eye")
@@ -67,9 +144,9 @@ except HistoryUnavailable as exc:
 if history is not None and not visits:
     st.info("No saved visits yet. Screen your eyes on the first page, then press “Save this visit”.")
 elif visits:
-    st.plotly_chart(trend_figure(visits), width="stretch")
+    trend_ui(visits)
     st.dataframe(rows(visits), hide_index=True, column_config={"photo": st.column_config.ImageColumn("photo")})
-    st.caption(f"Stored in {history.path}. A change over time is worth showing to an eye doctor; "
-               "so is any result that worries you.")
+    st.caption(f"Times are this computer's local time. Stored in {history.path}. A change over time is worth "
+               "showing to an eye doctor; so is any result that worries you.")
     delete_ui(history, history.visits())
 st.caption(DISCLAIMER)

@@ -1,51 +1,151 @@
-"""The model card: what the model is, what it was trained on, how well it did on held-out data."""
+"""The model card, written for a person: what the model is, what it was trained on, how well it did on
+held-out photos, and where it falls short. (The full technical card is the ``.card.md`` beside the model.)"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
 import streamlit as st
 
+from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, get_classifier
-from clarityx.screening.card_markdown import gate_lines, test_lines
-from clarityx.screening.card_markdown import confusion_figure
+from clarityx.screening.card_markdown import confusion_figure, gate_lines, test_lines
+
+NETWORKS = {"efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_b0": "EfficientNet-B0"}
+WEIGHTS = {"lite0-imagenet": "started from weights trained on ImageNet (everyday photos)",
+           "imagenet": "started from weights trained on ImageNet (everyday photos)",
+           "random": "started from scratch (no pre-training)", "none": "started from scratch (no pre-training)"}
+CONTRAST = {"clahe": "local contrast equalisation (CLAHE), which evens out cameras' different lighting",
+            "ben_graham": "background subtraction (Ben Graham's method), which evens out cameras' different lighting",
+            "none": "none"}
+SPLITS = {"train": "training", "validation": "validation", "calibration": "calibration", "test": "test"}
+SOURCES = {"odir": "ODIR-5K", "eyepacs": "EyePACS", "retina_dataset": "Retina dataset (GitHub)",
+           "aptos": "APTOS 2019", "g1020": "G1020"}
+POLICIES = {
+    "dr_grade0_policy": {"normal": "Photos graded as no retinopathy (grade 0) were counted as normal eyes."},
+    "dr_ungraded_policy": {"drop": "Retinopathy photos without a grade were left out."},
+    "pre_made_augmented_copies": {"excluded": "Ready-made flipped or rotated copies in the downloads were left out.",
+                                  "train-only": "Ready-made flipped or rotated copies were used for training only."},
+}
+
+
+PY_DICT = re.compile(r"\{'[^{}]*\}")
+SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
+def word(name: str) -> str:
+    """An internal name (a class, a refusal reason, a data source) as a word."""
+    return SOURCES.get(name) or label(name).lower()
+
+
+def readable(text: str) -> str:
+    """The card's generated lines without Python dicts or snake_case names (commands in `backticks` kept)."""
+    def spell(m: re.Match) -> str:
+        try:
+            counts = ast.literal_eval(m.group())
+        except (ValueError, SyntaxError):
+            return m.group()
+        return "(" + ", ".join(f"{word(str(k))} {v}" for k, v in counts.items()) + ")"
+
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # outside backticks
+        parts[i] = SNAKE.sub(lambda m: word(m.group()), PY_DICT.sub(spell, parts[i]))
+        parts[i] = re.sub(r"\b(odir|eyepacs)\b", lambda m: SOURCES[m.group()], parts[i])
+    return "`".join(parts)
+
+
+def initialisation(text: str) -> str:
+    """``lite0-imagenet, then run.keras`` in words."""
+    first, _, then = text.partition(", then ")
+    return WEIGHTS.get(first, first) + (f", then from the trained model {then}" if then else "")
+
+
+def value(v):
+    """A card value that an older card stored as the text of a Python list or dict, read back."""
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            return v
+    return v
+
+
+def data_ui(data: dict) -> None:
+    """Training data in sentences and small tables: no raw structures, no build paths."""
+    sources = value(data.get("source")) or []
+    if sources:
+        names = ", ".join(Path(str(s)).name for s in (sources if isinstance(sources, list) else [sources]))
+        st.markdown(f"**Datasets:** {names}")
+    if data.get("licence"):
+        st.markdown(f"**Licence:** {data['licence']}")
+    counts = value(data.get("counts"))
+    if isinstance(counts, dict) and counts:
+        classes = list(dict.fromkeys(c for split in counts.values() for c in split))
+        st.markdown("**Photos of each class in each part** (a patient's photos are all in one part):")
+        st.dataframe([{"condition": label(c), **{SPLITS.get(s, s): counts[s].get(c, 0) for s in counts}}
+                      for c in classes], hide_index=True)
+    sources_by_split = value(data.get("sources"))
+    if isinstance(sources_by_split, dict) and sources_by_split:
+        st.markdown("**Where the photos came from:** " + "; ".join(
+            f"{SPLITS.get(s, s)}: " + ", ".join(f"{n:,} {SOURCES.get(k, k)}" for k, n in by.items())
+            for s, by in sources_by_split.items()))
+    notes = [POLICIES[k].get(str(data[k])) for k in POLICIES if k in data]
+    if data.get("photos_in_two_datasets"):
+        notes.append(f"{data['photos_in_two_datasets']:,} photos that were in two of the downloads were read once.")
+    notes += list(value(data.get("defects_handled")) or [])
+    for note in filter(None, notes):
+        st.markdown(f"- {note}")
+
+
+def per_class_rows(test: dict) -> list[dict]:
+    return [{"condition": label(c), "found (recall)": f"{m['recall']:.0%}", "right when it said so (precision)":
+             f"{m['precision']:.0%}", "F1": f"{m['f1']:.2f}", "test photos": m["support"]}
+            for c, m in test["per_class"].items()]
+
 
 classifier = get_classifier()
 st.title("The model")
 if classifier is not None:
     card = classifier.card
-    st.markdown(f"**{card.name}** — {card.intended_use}")
-    st.markdown(f"- **Architecture:** {card.architecture}\n"
-                f"- **Initialisation:** {card.initialisation}\n"
-                f"- **Input:** {card.input_size}×{card.input_size} px, cropped to the retina's field of view\n"
-                f"- **Camera normalisation:** {card.contrast}\n"
-                f"- **Calibration:** temperature {card.temperature:.2f}, fitted on held-out photos not used "
-                "to stop training")
+    trained = card.training.get("finished", "unknown date")
+    st.markdown(f"**{card.name}** (trained {trained}) — {readable(card.intended_use)}")
+    st.markdown(f"- **Looks for:** {', '.join(label(c) for c in card.classes)}\n"
+                f"- **Network:** {NETWORKS.get(card.backbone, card.backbone.replace('_', ' '))}, "
+                f"{initialisation(card.initialisation)}\n"
+                f"- **Photo size:** {card.input_size}×{card.input_size} pixels, cropped to the retina\n"
+                f"- **Camera normalisation:** {CONTRAST.get(card.contrast, card.contrast)}\n"
+                f"- **Calibration:** its probabilities are rescaled (temperature {card.temperature:.2f}) on "
+                "held-out photos not used to train it")
+    with st.expander("Technical details"):
+        st.markdown(f"- **Architecture:** {card.architecture}\n- **Card version:** {card.version}")
     test = card.metrics.get("test")
     if test:
-        st.subheader("Held-out test results")
-        st.markdown("\n".join(test_lines(test, card.classes)[:3]))
+        st.subheader("How well it did on held-out test photos")
+        st.markdown(readable("\n".join(test_lines(test, card.classes)[:3])))
         cols = st.columns(4)
         auc = test.get("macro_roc_auc")
-        cols[0].metric("Accuracy", f"{test['accuracy']:.1%}")
-        cols[1].metric("Macro-F1", f"{test['macro_f1']:.3f}")
-        cols[2].metric("Macro ROC-AUC", "–" if auc is None else f"{auc:.3f}")
-        cols[3].metric("Calibration error (ECE)", f"{test['ece']:.3f}")
-        st.dataframe([{"class": c, "precision": round(m["precision"], 3), "recall": round(m["recall"], 3),
-                       "F1": round(m["f1"], 3), "photos": m["support"]} for c, m in test["per_class"].items()],
-                     hide_index=True)
+        cols[0].metric("Accuracy", f"{test['accuracy']:.0%}")
+        cols[1].metric("Macro-F1", f"{test['macro_f1']:.2f}")
+        cols[2].metric("Macro ROC-AUC", "–" if auc is None else f"{auc:.2f}")
+        cols[3].metric("Calibration error (ECE)", f"{test['ece']:.2f}")
+        st.dataframe(per_class_rows(test), hide_index=True)
         fig = confusion_figure(test, card.classes)
         fig.update_layout(height=420)
         st.plotly_chart(fig, width="stretch")
         rest = test_lines(test, card.classes)
-        st.markdown("\n".join(rest[rest.index("Per source:") if "Per source:" in rest else len(rest):]))
+        st.markdown(readable("\n".join(rest[rest.index("Per source:") if "Per source:" in rest else len(rest):])))
     gate = gate_lines(card.gate)
     if gate:
         st.subheader("The gate (photos it refuses)")
-        st.markdown("\n".join(gate))
+        st.markdown(readable("\n".join(gate)))
     if card.comparison:
-        st.subheader("Runs compared")
-        st.dataframe(card.comparison, hide_index=True)
+        with st.expander("Training runs it was chosen against"):
+            st.dataframe([{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in run.items()}
+                          for run in card.comparison], hide_index=True)
     st.subheader("Training data")
-    for k, v in card.data.items():
-        if k != "label_mapping":
-            st.markdown(f"- **{k.replace('_', ' ')}:** {v}")
+    data_ui(card.data)
     st.subheader("Limits")
     for item in card.limitations:
-        st.markdown(f"- {item}")
+        st.markdown(f"- {readable(item)}")
 st.caption(DISCLAIMER)

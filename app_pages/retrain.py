@@ -14,8 +14,15 @@ from clarityx.screening.history import default_history_path
 
 TASKS = {"Eye conditions (the dataset's labels: normal, glaucoma, ...)": [],
          "Diabetic-retinopathy grade 0–4 (APTOS 2019, EyePACS or ODIR-5K grades)": ["--task", "dr-grade"]}
+TEST_SHARE = 0.15  # of the photos held out to test the new model (passed to train.py below)
 QUICK = ["--backbone", "efficientnet_lite0", "--weights", "lite0-imagenet", "--img-size", "256", "--epochs", "0",
-         "--head-epochs", "30"]
+         "--head-epochs", "30", "--test-frac", str(TEST_SHARE)]
+# Fewer test photos than this and a test accuracy is uncertain by more than ±10 points (95%).
+MIN_TEST_PHOTOS = 100
+# The bundled model's head-only run read ~6,000 photos at 448 px in 49 min on 2 cores (README): ~0.5 s a
+# photo; this page trains at 256 px, about a third of the pixels. A rough guide, not a promise.
+SECONDS_PER_PHOTO = 0.5 * (256 / 448) ** 2
+FIXED_SECONDS = 120  # start-up, the model's export and its card
 
 
 def job() -> TrainingJob:
@@ -36,6 +43,64 @@ def audit_of(folder: str) -> dict:
             "conflicting_groups": len(report.conflicting_groups)}
 
 
+def expected_test_photos(photos: int) -> int:
+    return int(photos * TEST_SHARE)
+
+
+def margin(n: int) -> float:
+    """The 95% margin of a proportion near 50% measured on ``n`` photos (the widest it gets)."""
+    return 1.96 * (0.25 / max(n, 1)) ** 0.5
+
+
+def duration_estimate(photos: int) -> str:
+    """How long training on this many photos takes here, roughly, in words."""
+    low = FIXED_SECONDS + photos * SECONDS_PER_PHOTO
+    minutes = [max(1, round(x / 60)) for x in (low, 2 * low)]
+    return f"about {minutes[0]}–{minutes[1]} minutes" if minutes[1] < 120 else \
+        f"about {low / 3600:.1f}–{2 * low / 3600:.1f} hours"
+
+
+def size_ui(photos: int) -> None:
+    """Before training: how long it takes, and a warning when the test set would be too small to measure."""
+    st.caption(f"Training on {photos:,} photos takes {duration_estimate(photos)} on this computer "
+               "(more while other programs are busy). You can keep using ClarityX meanwhile.")
+    n = expected_test_photos(photos)
+    if n < MIN_TEST_PHOTOS:
+        st.warning(f"**This dataset is too small to measure a model on.** About {n} of its {photos} photos would "
+                   f"be held out to test the new model: any accuracy measured on them is uncertain by about "
+                   f"±{margin(n):.0%}, so you could not tell a useful model from a useless one. Use at least "
+                   f"{int(MIN_TEST_PHOTOS / TEST_SHARE):,} photos, with many of each class.")
+
+
+def test_figures(card) -> tuple[str, bool]:
+    """The new model's held-out test in a line (Markdown), and whether it was too small to trust."""
+    test = card.metrics.get("test") or {}
+    n = int(test.get("n") or 0)
+    if not n:
+        return "It has no test results.", True
+    ci = (test.get("intervals") or {}).get("accuracy")
+    interval = f" [{ci[0]:.0%}–{ci[1]:.0%}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
+    line = (f"Tested on **{n} held-out photos**: accuracy {test['accuracy']:.0%}{interval}, "
+            f"macro-F1 {test.get('macro_f1', float('nan')):.2f}, calibration error {test.get('ece', float('nan')):.2f}.")
+    return line, n < MIN_TEST_PHOTOS
+
+
+def finished_ui(p: dict) -> None:
+    """A finished run: what it was tested on, before the model is picked."""
+    from clarityx.screening.card import ModelCard, card_path
+
+    try:
+        card = ModelCard.load(card_path(p.get("model") or ""))
+        line, too_small = test_figures(card)
+    except (OSError, ValueError, TypeError):
+        line, too_small = "Its card could not be read.", True
+    st.success(f"Finished: **{p['name']}** is installed. {line}")
+    if too_small:
+        st.warning("Its test set was too small to tell how well it works: treat its answers as untested, and "
+                   "prefer the bundled model.")
+    st.caption("Pick it in the sidebar's model list to use it; the Model page shows its card.")
+
+
 def roots_ui() -> None:
     with st.expander("Folders ClarityX may read datasets from"):
         for root in allowed_roots():
@@ -51,7 +116,15 @@ def roots_ui() -> None:
 
 @st.fragment(run_every=2)
 def progress_ui() -> None:
+    """The run's progress, refreshed every 2 s; when it starts, ends or is installed, the whole page
+    reruns, so the sidebar's model list, the count of models and the Start button follow."""
     p = job().progress()
+    seen = (p.get("name"), bool(p.get("running")), p.get("stage"))
+    if st.session_state.setdefault("training_seen", seen) != seen:
+        st.session_state["training_seen"] = seen
+        st.rerun(scope="app")
+    if "training_said" in st.session_state:
+        st.info(st.session_state.pop("training_said"))
     if not p.get("name"):
         return
     stage = p.get("stage", "starting")
@@ -64,9 +137,12 @@ def progress_ui() -> None:
                              f"validation accuracy {p.get('val_accuracy', float('nan')):.1%}")
         if st.button("Stop training", key="stop_training"):
             job().stop()
+            st.session_state["training_said"] = (
+                f"Stopped: training **{p['name']}** was stopped and its unfinished files deleted. Nothing was "
+                "installed; your installed models and your dataset are as they were.")
             st.rerun(scope="app")
     elif stage == "installed":
-        st.success(f"Finished: **{p['name']}** is installed; pick it in the sidebar's model list.")
+        finished_ui(p)
     elif stage == "failed":
         st.error(f"Training {p['name']} failed (exit code {p.get('returncode')}); no model was changed. "
                  f"Its log: {p.get('log')}")
@@ -74,7 +150,7 @@ def progress_ui() -> None:
 
 st.title("Retrain on your own photos")
 st.write("A dataset is a folder with one sub-folder per class (or an APTOS, G1020 or ODIR-5K download). "
-         "Training runs on this computer, in the background, and can take an hour or more.")
+         "Training runs on this computer, in the background; how long it takes depends on the number of photos.")
 roots_ui()
 folder = st.text_input("Dataset folder", key="retrain_folder")
 if folder:
@@ -88,11 +164,12 @@ if folder:
         cols[3].metric("label conflicts", info["conflicting_groups"])
         with st.expander("The audit"):
             st.text(info["summary"])
+        size_ui(info["photos"])
         task = st.radio("What the new model answers", list(TASKS), key="retrain_task")
         name = st.text_input("Name of the new model", key="retrain_name")
         running = job().running()
         if st.button("Start training", disabled=running or not name, type="primary"):
-            job().start(path, name, st.session_state.get("retrain_args", QUICK) + TASKS[task])
+            job().start(path, name, QUICK + TASKS[task])
             st.rerun()
     except RetrainRefused as exc:
         st.error(str(exc))

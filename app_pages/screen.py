@@ -4,38 +4,56 @@ download a report for the eye doctor."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance, headline, label, referable_dr_note, weak_classes
+from app_pages.guidance import guidance, headline, label, referable_dr_note, weak_spot_notes
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
 from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
-from clarityx.screening.report import EyeReport, VisitReport, report_html, report_pdf
+from clarityx.screening.report import (REFUSED_IMAGE_SIDE, REPORT_IMAGE_SIDE, EyeReport, VisitReport, data_uri,
+                                       report_file_name, report_html, report_jpeg, report_pdf)
 from clarityx.screening.pipeline import Result, analyse
 
 
-def probability_chart(ranked: list[tuple[str, float]]) -> go.Figure:
-    names = [label(c) for c, _ in ranked][::-1]  # plotly draws bottom-up: highest on top
-    values = [p for _, p in ranked][::-1]
-    fig = go.Figure(go.Bar(x=values, y=names, orientation="h", text=[f"{v:.0%}" for v in values],
-                           textposition="auto", marker_color=["#9aa5b1"] * (len(values) - 1) + ["#d9480f"]))
-    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-                      height=60 + 45 * len(values), margin=dict(l=10, r=10, t=10, b=10))
+def bar_chart(names: list[str], values: list[float], colours: list[str]) -> go.Figure:
+    """Horizontal bars, highest on top, each with its percentage written level beside it (0% too),
+    on an axis that always runs to 100%."""
+    fig = go.Figure(go.Bar(x=values[::-1], y=names[::-1], orientation="h", text=[f"{v:.0%}" for v in values[::-1]],
+                           textposition="outside", textangle=0, cliponaxis=False, marker_color=colours[::-1]))
+    fig.update_layout(xaxis=dict(range=[0, 1.12], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%"),
+                      height=50 + 36 * len(values), margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+def probability_chart(ranked: list[tuple[str, float]]) -> go.Figure:
+    """How much the photo resembles each class, the top answer highlighted."""
+    return bar_chart([label(c) for c, _ in ranked], [p for _, p in ranked],
+                     ["#d9480f"] + ["#9aa5b1"] * (len(ranked) - 1))
 
 
 SIDES = ("Right", "Left")
 
 
-def analysed(side: str, data: bytes) -> Result | None:
+@dataclass
+class Screened:
+    """One eye's photo as this session keeps it: its digest (which keys the heat-map widgets, so a new
+    photo resets them), its file name, and the result."""
+    digest: str
+    name: str
+    result: Result
+
+
+def analysed(side: str, photo) -> Screened | None:
     """Analyse once per distinct photo and eye; the result is kept in this session's state only."""
+    data = photo.getvalue()
     key = hashlib.sha256(data).hexdigest()
     cache = st.session_state.setdefault("results", {})
-    if cache.get(side, (None,))[0] != key:
+    if side not in cache or cache[side].digest != key:
         classifier = get_classifier()
         if classifier is None:
             return None
@@ -45,54 +63,63 @@ def analysed(side: str, data: bytes) -> Result | None:
             except Exception as exc:  # a person sees a message, never a traceback
                 result = Result("error", f"Something went wrong while reading this photo ({exc}). "
                                          "Try another copy of it, saved as JPEG or PNG.")
-        cache[side] = (key, result)
+        cache[side] = Screened(key, getattr(photo, "name", "") or "", result)
         st.session_state["visit_time"] = datetime.now(timezone.utc)
-    return cache[side][1]
+    return cache[side]
+
+
+def image_uri(rgb, side: int) -> str:
+    """An image sent inside the page (a data URI), not through Streamlit's media files: nothing for the
+    browser to fetch later, so a heat map redrawn by its fragment never leaves a broken link behind."""
+    return data_uri(report_jpeg(rgb, side))
 
 
 def show_refusal(result: Result) -> None:
     st.error(f"**This photo cannot be graded.** {result.message}")
     st.caption("No disease probabilities are shown for a photo that cannot be graded.")
     if result.rgb is not None:
-        st.image(result.rgb, caption="The photo you gave", width=240)
+        st.image(image_uri(result.rgb, REFUSED_IMAGE_SIDE), caption="The photo you gave", width=120)
 
 
-def advice(result: Result) -> tuple[str, str, str]:
+def referable_note(result: Result, card: ModelCard) -> str | None:
+    """The referable-DR flag for this photo (None when not raised), as the page and the report say it."""
+    rd = card.metrics.get("test", {}).get("referable_dr", {})
+    return referable_dr_note(dict(result.ranked), card.dr_threshold, rd.get("sensitivity"), rd.get("specificity"))
+
+
+def advice(result: Result, card: ModelCard) -> tuple[str, str, str]:
+    """What the top answer means and what to do, in agreement with the referable-DR flag."""
     top, p_top = result.ranked[0]
-    return guidance(top, p_top)
+    return guidance(top, p_top, card.classes, flagged=referable_note(result, card) is not None)
 
 
-def show_result(result: Result, side: str) -> None:
-    classifier = get_classifier()
-    meaning, action, urgency = advice(result)
+def show_result(screened: Screened, side: str) -> None:
+    result, card = screened.result, get_classifier().card
+    meaning, action, urgency = advice(result, card)
     st.subheader(f"{side} eye: {headline(result.ranked)}")
     st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
     box = {"routine": st.info, "urgent": st.error}.get(urgency, st.warning)
     box(f"{meaning}\n\n**What to do:** {action}")
-    test = classifier.card.metrics.get("test", {})
-    rd = test.get("referable_dr", {})
-    note = referable_dr_note(dict(result.ranked), classifier.card.dr_threshold,
-                             rd.get("sensitivity"), rd.get("specificity"))
+    note = referable_note(result, card)
     if note:
         st.warning(note)
-    for name, recall in weak_classes(classifier.card.metrics):
-        st.caption(f"⚠️ In testing, this model recognised only {recall:.0%} of photos with "
-                   f"{label(name).lower()}: a low score for it does not rule it out.")
-    heat_map_ui(result, side)
+    heat_map_ui(screened, side)
 
 
 @st.fragment
-def heat_map_ui(result: Result, side: str) -> None:
-    """The heat-map controls rerun only this fragment: the model is not run again."""
+def heat_map_ui(screened: Screened, side: str) -> None:
+    """The heat-map controls rerun only this fragment: the model is not run again. Their keys carry
+    the photo's digest, so a new photo starts them afresh at its own top answer."""
     classifier = get_classifier()
-    key = side.lower()
+    result, key = screened.result, f"{side.lower()}_{screened.digest[:16]}"
     chosen = st.selectbox("Show where the model looked for", [c for c, _ in result.ranked],
                           format_func=label, key=f"cam_class_{key}")
     alpha = st.slider("Heat-map opacity", 0.0, 1.0, 0.4, 0.05, key=f"cam_alpha_{key}")
     cam = result.prediction.cams[classifier.classes.index(chosen)]
     a, b = st.columns(2)
-    a.image(result.pixels, caption="Photo (as the model sees it)", width="stretch")
-    b.image(overlay(result.pixels, cam, alpha), caption=f"Grad-CAM: {label(chosen)}", width="stretch")
+    a.image(image_uri(result.pixels, REPORT_IMAGE_SIDE), caption="Photo (as the model sees it)", width="stretch")
+    b.image(image_uri(overlay(result.pixels, cam, alpha), REPORT_IMAGE_SIDE), caption=f"Grad-CAM: {label(chosen)}",
+            width="stretch")
     st.caption("Red areas influenced the answer most. A heat map shows where the model looked, "
                "not where disease is.")
 
@@ -105,50 +132,71 @@ def photo_input(side: str):
     return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}")
 
 
-def visit_report(results: dict[str, Result], classifier, taken_at: datetime, version: str) -> VisitReport:
-    """The visit as the report shows it. Made only when a download is asked for, so it uses no
-    Streamlit state: everything it needs is passed in."""
+def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str) -> VisitReport:
+    """The visit as the report shows it: what the page shows, the referable-DR flag and the model's weak
+    spots included. Made only when a download is asked for, so it uses no Streamlit state."""
     eyes = []
-    for side, r in results.items():
-        ok = r.status == "ok"
-        heat, text = None, ""
-        if ok:
-            heat = thumbnail_png(overlay(r.pixels, r.prediction.cams[classifier.classes.index(r.top)], 0.4), None)
-            meaning, action, _ = advice(r)
-            text = f"{meaning} What to do: {action}"
-        photo = r.pixels if ok else r.rgb
-        eyes.append(EyeReport(side, r.status, r.message, [(label(c), p) for c, p in r.ranked] if ok else [],
-                              thumbnail_png(photo, None) if photo is not None else None, heat, text))
-    return VisitReport(taken_at, classifier.card.name, version, eyes)
+    for side, s in screened.items():
+        r = s.result
+        if r.status == "ok":
+            meaning, action, _ = advice(r, card)
+            heat = overlay(r.pixels, r.prediction.cams[card.classes.index(r.top)], 0.4)
+            eyes.append(EyeReport(side, r.status, None, [(label(c), p) for c, p in r.ranked],
+                                  report_jpeg(r.rgb), report_jpeg(r.pixels), report_jpeg(heat), label(r.top),
+                                  f"{meaning} What to do: {action}", referable_note(r, card) or "", s.name))
+        else:
+            eyes.append(EyeReport(side, r.status, r.message,
+                                  photo=report_jpeg(r.rgb, REFUSED_IMAGE_SIDE) if r.rgb is not None else None,
+                                  file_name=s.name))
+    notes = weak_spot_notes(card.metrics) if any(s.result.status == "ok" for s in screened.values()) else []
+    return VisitReport(taken_at, card.name, version, eyes, notes)
 
 
-def visit_ui(results: dict[str, Result]) -> None:
-    """Save the visit to the history, or download the report for the doctor."""
-    classifier = get_classifier()
-    card = classifier.card
+def visit_key(screened: dict[str, Screened], taken_at: datetime) -> str:
+    """What makes a visit this visit: its time, its photos and the model. Saved once."""
+    return f"{taken_at.isoformat()}|{chosen_model()}|" + "|".join(f"{k}:{s.digest}" for k, s in screened.items())
+
+
+def save_ui(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str, column) -> None:
+    """Save the visit once; afterwards the button says it is saved."""
+    key = visit_key(screened, taken_at)
+    if st.session_state.get("saved_visit") == key:
+        column.button("Saved to your history ✓", disabled=True, key="save_visit_done")
+        column.caption("Saved on this computer. See it on the History page.")
+        return
+    if column.button("Save this visit to my history", type="primary", key="save_visit"):
+        try:
+            History().save(Visit(taken_at, card.name, version, [
+                EyeRecord(side.lower(), s.result.status, s.result.message,
+                          dict(s.result.ranked) if s.result.status == "ok" else None,
+                          thumbnail_png(s.result.rgb) if s.result.rgb is not None else None)
+                for side, s in screened.items()]))
+            st.session_state["saved_visit"] = key
+            st.rerun()
+        except HistoryUnavailable as exc:
+            st.error(str(exc))
+
+
+def visit_ui(screened: dict[str, Screened]) -> None:
+    """The model's weak spots (once per visit); save the visit, or download the report for the doctor."""
+    card = get_classifier().card
     version = str(card.training.get("finished", "unknown"))
     now = st.session_state.get("visit_time") or datetime.now(timezone.utc)
 
     def report() -> VisitReport:
-        return visit_report(results, classifier, now, version)
+        return visit_report(screened, card, now, version)
 
+    if any(s.result.status == "ok" for s in screened.values()):
+        for note in weak_spot_notes(card.metrics):
+            st.caption(f"⚠️ {note}")
     st.divider()
     st.subheader("This visit")
     left, middle, right = st.columns(3)
-    if left.button("Save this visit to my history", type="primary"):
-        try:
-            History().save(Visit(now, card.name, version, [
-                EyeRecord(side.lower(), r.status, r.message,
-                          {c: p for c, p in r.ranked} if r.status == "ok" else None,
-                          thumbnail_png(r.rgb) if r.rgb is not None else None)
-                for side, r in results.items()]))
-            st.success("Saved on this computer. See it on the History page.")
-        except HistoryUnavailable as exc:
-            st.error(str(exc))
+    save_ui(screened, card, now, version, left)
     middle.download_button("Report for your eye doctor (PDF)", lambda: report_pdf(report()),
-                           file_name=f"clarityx-report-{now:%Y-%m-%d}.pdf", mime="application/pdf")
+                           file_name=report_file_name(now, "pdf"), mime="application/pdf")
     right.download_button("Printable page (HTML)", lambda: report_html(report()),
-                          file_name=f"clarityx-report-{now:%Y-%m-%d}.html", mime="text/html")
+                          file_name=report_file_name(now, "html"), mime="text/html")
     st.caption("Nothing is saved unless you press Save. The report is made in memory for your download.")
 
 
@@ -162,12 +210,8 @@ def expectations_ui() -> None:
     per_class = card.metrics.get("test", {}).get("per_class", {})
     if not per_class:
         return
-    names = [label(c) for c in per_class][::-1]
-    recalls = [m["recall"] for m in per_class.values()][::-1]
-    fig = go.Figure(go.Bar(x=recalls, y=names, orientation="h", text=[f"{r:.0%}" for r in recalls],
-                           textposition="auto", marker_color="#9aa5b1"))
-    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%"), height=40 + 32 * len(names),
-                      margin=dict(l=10, r=10, t=10, b=10))
+    fig = bar_chart([label(c) for c in per_class], [m["recall"] for m in per_class.values()],
+                    ["#9aa5b1"] * len(per_class))
     st.markdown("##### Before you start: how often this model recognised each finding in testing")
     st.plotly_chart(fig, width="stretch", key="expectations")
     st.caption("Out of held-out photos that showed it. A low bar means it often misses that condition.")
@@ -176,7 +220,7 @@ def expectations_ui() -> None:
 st.title("ClarityX — screen your eyes")
 st.write("Give a photo of the back of each eye (a **fundus photograph**), or just one. Everything runs "
          "on this computer; no photo is sent anywhere or saved unless you choose to.")
-results: dict[str, Result] = {}
+screened: dict[str, Screened] = {}
 for side, column in zip(SIDES, st.columns(2, gap="large")):
     with column:
         st.markdown(f"#### {side} eye")
@@ -184,16 +228,16 @@ for side, column in zip(SIDES, st.columns(2, gap="large")):
         if photo is None:
             st.caption(f"No {side.lower()}-eye photo yet.")
             continue
-        result = analysed(side, photo.getvalue())
-        if result is None:
+        eye = analysed(side, photo)
+        if eye is None:
             continue
-        results[side] = result
-        if result.status == "ok":
-            show_result(result, side)
+        screened[side] = eye
+        if eye.result.status == "ok":
+            show_result(eye, side)
         else:
-            show_refusal(result)
-if results:
-    visit_ui(results)
+            show_refusal(eye.result)
+if screened:
+    visit_ui(screened)
 else:
     expectations_ui()
 st.caption(DISCLAIMER)

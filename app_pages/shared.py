@@ -56,6 +56,11 @@ def chosen_model() -> str:
     return st.session_state["model_path"]
 
 
+def short_label(model) -> str:
+    """A model as the sidebar's narrow picker shows it: its name and the day it was trained."""
+    return f"{model.name} ({model.trained[:10]})"
+
+
 def model_picker() -> None:
     """Sidebar: every installed model with its card; the choice is remembered for next time."""
     models = available_models()
@@ -63,9 +68,10 @@ def model_picker() -> None:
         return
     paths = [str(m.path) for m in models]
     current = chosen_model()
+    entry = {str(m.path): m for m in models}
     choice = st.sidebar.selectbox("Model", paths, index=paths.index(current) if current in paths else 0,
-                                  format_func=lambda p: next(m.label for m in models if str(m.path) == p),
-                                  key="model_picker")
+                                  format_func=lambda p: short_label(entry[p]), key="model_picker")
+    st.sidebar.caption(entry[choice].label)  # the whole name, which a narrow sidebar would cut
     if choice != current:
         st.session_state["model_path"] = choice
         st.session_state.pop("results", None)  # results of the other model are not this one's

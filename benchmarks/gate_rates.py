@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Pick the gate's out-of-distribution threshold on validation photos; measure the gate's rates.
 
-    python benchmarks/gate_rates.py [--model PATH] [--data ../shared/data] [--write-card]
+    python benchmarks/gate_rates.py [--model PATH] [--write-card]
 
 The threshold is the validation fundus photos' distance percentile that gives the target
 false-rejection rate. Every rate printed is then measured on images not used to pick it:
@@ -60,7 +60,6 @@ def rate(reasons: list, accepted: bool) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="root the card's test files are under")
     ap.add_argument("--target-frr", type=float, default=0.01, help="false-rejection target on validation")
     ap.add_argument("--synthetic", type=int, default=120)
     ap.add_argument("--front-of-eye", type=int, default=100, help="held-out front-of-eye close-ups")
@@ -71,6 +70,7 @@ def main() -> None:
     from clarityx.screening.imageio import load_image
     from clarityx.loader import load_classifier
     from clarityx.screening.card import card_path, markdown_path
+    from clarityx.screening.files import write_text
     from clarityx.data.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
     from clarityx.data.split import read_split
 
@@ -127,7 +127,7 @@ def main() -> None:
         card.gate = {**card.gate, "max_ood_distance": limit, "measured": results,
                      "command": "python benchmarks/gate_rates.py --write-card"}
         card.save(card_path(classifier.path))
-        markdown_path(classifier.path).write_text(render(card))
+        write_text(markdown_path(classifier.path), render(card))
         print(f"wrote the threshold and rates into {card_path(classifier.path)}")
 
 

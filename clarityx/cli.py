@@ -1,10 +1,17 @@
 """Command line: ``clarityx predict | audit | evaluate | export``.
 
 ``clarityx predict IMAGE_OR_DIR... [--model PATH] [--json] [--heatmap-dir DIR]``
-prints one JSON object per image per line with ``--json``:
-``{"path", "status": "ok"|"rejected"|"error", "top", "grade", "probabilities", "message"}``
-(``grade``: a DR-grade model's answer, 0-4; null for other models).
-It never stops at a bad file and exits non-zero only when it cannot run at all.
+prints one line per image, in the order the images were given (a folder's photos sorted by name);
+with ``--json`` one object per line:
+``{"path", "status": "ok"|"rejected"|"error", "top", "grade", "probabilities", "message",
+"referable", "referable_threshold"}``
+(``grade``: a DR-grade model's answer, 0-4; null for other models. ``referable``: true/false when
+the referable-DR score reaches the card's threshold ``referable_threshold``; null when the photo was
+not graded or the model has no referable-DR score). Heat maps are named
+``STEM.CONDITION.gradcam.png``: the condition is the top answer they show.
+It never stops at a bad file. Exit codes: 0 done; 1 a named file or folder does not exist (it is
+reported, the others are screened) or a heat map cannot be written (a full disk: stops there);
+2 it cannot run at all (no model, no images).
 """
 from __future__ import annotations
 
@@ -32,12 +39,14 @@ def _load_classifier(model: str | None):
         return None
 
 
-def heatmap_name(path: Path, used: set[str]) -> str:
-    """``STEM.gradcam.png``; photos of one name from different folders get the folder's hash too."""
-    name = f"{path.stem}.gradcam.png"
+def heatmap_name(path: Path, used: set[str], condition: str | None = None) -> str:
+    """``STEM.CONDITION.gradcam.png`` (the condition the heat map shows; ``STEM.gradcam.png`` when it is
+    not known yet); photos of one name from different folders get the folder's hash too."""
+    shows = f".{condition}" if condition else ""
+    name = f"{path.stem}{shows}.gradcam.png"
     if name in used:
         import hashlib
-        name = f"{path.stem}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}.gradcam.png"
+        name = f"{path.stem}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}{shows}.gradcam.png"
     used.add(name)
     return name
 
@@ -56,7 +65,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from clarityx.screening.files import WriteFailed, atomic_path
     from clarityx.screening.heatmap import overlay
     from clarityx.screening.pipeline import Result, decode, finish, gate_and_prepare
+    from clarityx.screening.report import referable_flag
 
+    if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)
+        from clarityx.scale import predict_on_ray
+        return predict_on_ray(args, heatmap_name, DISCLAIMER)
     paths = find_images(args.inputs)
     if not paths:
         print("clarityx: no images found in " + " ".join(args.inputs), file=sys.stderr)
@@ -76,47 +89,60 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"clarityx: cannot create {heatmap_dir}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     used_names: set[str] = set()
+    threshold = classifier.card.dr_threshold
+    missing = [p for p in paths if not p.exists()]
 
     def emit(path: Path, result: Result) -> None:
         if args.json:
-            print(json.dumps(result.as_json(str(path))), flush=True)
+            record = result.as_json(str(path))
+            record["referable"] = referable_flag(dict(result.ranked), threshold) if result.status == "ok" else None
+            record["referable_threshold"] = threshold
+            print(json.dumps(record), flush=True)
         elif result.status == "ok":
             ranked = ", ".join(f"{c} {p:.0%}" for c, p in result.ranked)
-            print(f"{path}: {result.top} ({ranked})", flush=True)
+            flag = " — possible referable diabetic retinopathy" if referable_flag(dict(result.ranked), threshold) else ""
+            print(f"{path}: {result.top} ({ranked}){flag}", flush=True)
         else:
             print(f"{path}: {result.status}: {result.message}", flush=True)
 
     for batch in _batches(paths, args.batch_size):
-        ready: list[tuple[Path, np.ndarray, np.ndarray]] = []
+        # Each photo's slot in the batch: its refusal now, or its pixels for the model; printed in order.
+        slots: list[tuple[Path, Result | None, np.ndarray | None, np.ndarray | None]] = []
         for path in batch:
-            try:
-                rgb, failed = decode(path)
-                if not failed:
-                    pixels, failed = gate_and_prepare(rgb, classifier)
-            except Exception as exc:  # one bad file never stops the run
-                failed = Result("error", f"{type(exc).__name__}: {exc}")
-            if failed:
-                emit(path, failed)
+            rgb = pixels = failed = None
+            if not path.exists():
+                failed = Result("error", f"No such file or folder: {path}")
             else:
-                ready.append((path, rgb, pixels))
-        if not ready:
-            continue
-        stack = np.stack([p for _, _, p in ready])
-        predictions = classifier.predict(stack, explain=bool(heatmap_dir))
-        for (path, rgb, pixels), prediction in zip(ready, predictions):
+                try:
+                    rgb, failed = decode(path)
+                    if not failed:
+                        pixels, failed = gate_and_prepare(rgb, classifier)
+                except Exception as exc:  # one bad file never stops the run
+                    failed = Result("error", f"{type(exc).__name__}: {exc}")
+            slots.append((path, failed, rgb, pixels))
+        ready = [pixels for _, failed, _, pixels in slots if failed is None]
+        predictions = iter(classifier.predict(np.stack(ready), explain=bool(heatmap_dir)) if ready else [])
+        for path, failed, rgb, pixels in slots:
+            if failed is not None:
+                emit(path, failed)
+                continue
+            prediction = next(predictions)
             result = finish(classifier, rgb, pixels, prediction)
             emit(path, result)
             if heatmap_dir and result.status == "ok":
                 top = classifier.classes.index(result.top)
                 try:
-                    with atomic_path(heatmap_dir / heatmap_name(path, used_names)) as tmp:
+                    with atomic_path(heatmap_dir / heatmap_name(path, used_names, result.top)) as tmp:
                         Image.fromarray(overlay(pixels, prediction.cams[top], 0.4)).save(tmp, format="PNG")
                 except WriteFailed as exc:  # e.g. a full disk: stop; what was written and printed stays
                     print(f"clarityx: {exc}", file=sys.stderr)
                     return 1
+    if missing:
+        print(f"clarityx: {len(missing)} of the named files or folders do not exist: "
+              + ", ".join(map(str, missing)), file=sys.stderr)
     if not args.json:
         print(DISCLAIMER, file=sys.stderr)
-    return 0
+    return 1 if missing else 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -133,7 +159,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     report = audit(samples, root=" + ".join(args.data))
     print(report.to_json() if args.json else report.summary())
     if args.output:
-        Path(args.output).write_text(report.to_json())
+        from clarityx.screening.files import WriteFailed, write_text
+
+        try:
+            write_text(args.output, report.to_json())
+        except WriteFailed as exc:
+            print(f"clarityx: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -153,7 +185,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from clarityx.screening.card_markdown import confusion_figure
 
         # Self-contained (plotly.js inlined): opens offline, sends nothing anywhere.
-        confusion_figure(report, classifier.classes).write_html(args.confusion_html, include_plotlyjs=True)
+        from clarityx.screening.files import WriteFailed, write_text
+
+        try:
+            write_text(args.confusion_html,
+                       confusion_figure(report, classifier.classes).to_html(include_plotlyjs=True, full_html=True))
+        except WriteFailed as exc:
+            print(f"clarityx: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -181,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--heatmap-dir", help="write a Grad-CAM overlay PNG per image here")
     s.add_argument("--batch-size", type=int, default=4,
                    help="photos per model run (4 keeps the bundled 448 px model under 400 MB)")
+    s.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray cluster (pip install \".[scale]\"; see clarityx.scale)")
+    s.add_argument("--address", help="--engine ray: an existing cluster (auto, ray://HOST:10001); "
+                                     "default: a local Ray started for the run")
+    s.add_argument("--num-actors", type=int, help="--engine ray: model actors (default: half the cluster's CPUs)")
+    s.add_argument("--resume", metavar="RESULTS.jsonl",
+                   help="--engine ray: skip the photos that already have a row in this results file")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("audit", help="find duplicates, conflicting labels and augmented copies in a dataset")

@@ -10,35 +10,35 @@
 """
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 from clarityx.screening.engine import CardedModel, OnnxClassifier, default_model_path, onnx_path
 from clarityx.screening.errors import ModelUnreadable
+from clarityx.screening.settings import ENGINE_ENV, ENGINES  # noqa: F401  (re-exported)
+from clarityx.screening.settings import engine as engine_setting
 
-ENGINE_ENV = "CLARITYX_ENGINE"
-ENGINES = ("auto", "onnx", "keras")
 
-
-def load_classifier(path: str | Path | None = None, engine: str | None = None) -> CardedModel:
+def load_classifier(path: str | Path | None = None, engine: str | None = None, threads: int = 0) -> CardedModel:
     """The model at ``path`` (default: ``$CLARITYX_MODEL`` or the bundled one) on the best engine.
+
+    ``threads``: ONNX Runtime's threads per run (0: one per core; a Ray actor sharing a node uses 1).
 
     Raises :class:`~clarityx.screening.errors.ModelNotInstalled` when there is no model (or card), and
     :class:`~clarityx.screening.errors.ModelUnreadable` when it is damaged or does not match its card.
     """
     path = Path(path) if path else default_model_path()
-    engine = engine or os.environ.get(ENGINE_ENV) or "auto"
+    engine = engine or engine_setting()
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
     if path.suffix == ".tflite":
         from clarityx.model.export import TFLiteClassifier
         return TFLiteClassifier(path)
     if path.suffix == ".onnx" or engine == "onnx":
-        return OnnxClassifier(path)
+        return OnnxClassifier(path, threads=threads)
     if engine == "auto" and path.is_file() and onnx_path(path).is_file():
         try:
-            fast = OnnxClassifier(path, warm_up=False)  # warmed up only if it is the one used
+            fast = OnnxClassifier(path, threads=threads, warm_up=False)  # warmed up only if it is the one used
             problem = None if fast.exported_from(path) else f"was exported from another version of {path.name}"
         except ModelUnreadable as exc:
             problem = f"cannot be read ({exc})"

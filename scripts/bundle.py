@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clarityx.data.audit import data_decisions  # noqa: E402
 from clarityx.screening.card import ModelCard, card_path, markdown_path  # noqa: E402
 from clarityx.screening.card_markdown import render  # noqa: E402
+from clarityx.screening.files import atomic_path, write_text  # noqa: E402
 
 SIDECARS = (".ood.npz", ".audit.json", ".split.csv")
 
@@ -71,8 +72,9 @@ def main() -> None:
         source = best.with_name(best.stem + suffix)
         if suffix == ".split.csv" and not source.exists():  # a run that reused another run's split
             source = Path(card.training["arguments"]["split_file"])
-        shutil.copy(source, target.with_name(target.stem + suffix))
-    markdown_path(target).write_text(render(card))
+        with atomic_path(target.with_name(target.stem + suffix)) as tmp:  # never half a file in models/
+            shutil.copyfile(source, tmp)
+    write_text(markdown_path(target), render(card))
     print(f"bundled {best} as {target} ({target.stat().st_size / 2**20:.1f} MB)")
     for r in card.comparison:
         print(f"  {r['run']:60s} val F1 {r['validation_macro_f1']:.3f}  test F1 {r['macro_f1']:.3f}  "

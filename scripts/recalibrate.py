@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import train  # noqa: E402
 from clarityx.screening.card import ModelCard, card_path, default_limitations, markdown_path  # noqa: E402
 from clarityx.screening.card_markdown import render  # noqa: E402
+from clarityx.screening.files import write_text  # noqa: E402
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     card.save(card_path(model_path))
-    markdown_path(model_path).write_text(render(card))
+    write_text(markdown_path(model_path), render(card))
     print(f"{model_path}: prior-correction strength {calibration['prior_correction_strength']}, temperature "
           f"{card.temperature:.2f}; validation macro-F1 {metrics['validation']['macro_f1']:.3f}")
 

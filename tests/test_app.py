@@ -33,6 +33,17 @@ def png_bytes(arr) -> bytes:
     return buf.getvalue()
 
 
+def keyed(at, kind: str, prefix: str):
+    """The one widget of this kind whose key starts with ``prefix`` (heat-map keys carry the photo's digest)."""
+    found = [w for w in getattr(at, kind) if (w.key or "").startswith(prefix)]
+    assert len(found) == 1, [w.key for w in getattr(at, kind)]
+    return found[0]
+
+
+def image_captions(at) -> list[str]:
+    return [c for el in at.get("image") for c in el.captions]
+
+
 def markdown_text(at) -> str:
     return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
 
@@ -60,11 +71,12 @@ def test_upload_fundus_shows_ranked_chart_and_guidance(app, retina_png, monkeypa
     assert "not a diagnosis" in markdown_text(app)
     # The class selector and opacity slider change the overlay without re-running the model.
     assert len(calls) == 1
-    app.selectbox(key="cam_class_right").select_index(1)
-    app.slider(key="cam_alpha_right").set_value(0.8)
+    keyed(app, "selectbox", "cam_class_right").select_index(1)
+    keyed(app, "slider", "cam_alpha_right").set_value(0.8)
     app.run()
     assert not app.exception and len(calls) == 1  # the model ran once, for the upload
-    assert app.slider(key="cam_alpha_right").value == 0.8 and app.selectbox(key="cam_class_right").index == 1
+    assert keyed(app, "slider", "cam_alpha_right").value == 0.8
+    assert keyed(app, "selectbox", "cam_class_right").index == 1
 
 
 def test_non_image_upload_is_refused_clearly(app):
@@ -129,7 +141,11 @@ def test_a_visit_with_both_eyes_is_saved_plotted_and_deleted(app, retina_png, ti
 
     next(b for b in app.button if "Save this visit" in b.label).click()
     app.run()
-    assert not app.exception and any("Saved" in m.value for m in app.success)
+    assert not app.exception and "Saved on this computer" in markdown_text(app)
+    # Saved once (issue 19, item 10): the button now says so and cannot save the visit again.
+    saved = next(b for b in app.button if "Saved" in b.label)
+    assert saved.disabled and not any("Save this visit" in b.label for b in app.button)
+    app.run()
     visits = History().visits()
     assert len(visits) == 1 and {e.side for e in visits[0].eyes} == {"right", "left"}
     card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
@@ -145,6 +161,7 @@ def test_a_visit_with_both_eyes_is_saved_plotted_and_deleted(app, retina_png, ti
     next(b for b in app.button if b.label == "Delete this visit").click()
     app.run()
     assert not app.exception and History().visits() == []
+    assert any(m.value.startswith("Deleted the visit of ") for m in app.success)  # deleting says so
 
 
 def test_pdf_report_of_the_visit_opens_and_names_the_model(app, retina_png, tiny_model, monkeypatch):
@@ -168,7 +185,7 @@ def test_pdf_report_of_the_visit_opens_and_names_the_model(app, retina_png, tiny
     assert card["name"] in text and "Right eye" in text and "not a diagnosis" in text
     assert f"version {card['training'].get('finished', 'unknown')}" in text
     html = next(data for label, data in served.items() if "HTML" in label)()
-    assert "Right eye" in html and "data:image/png;base64," in html
+    assert "Right eye" in html and "data:image/jpeg;base64," in html
 
 
 def test_every_installed_model_can_be_picked_and_the_choice_is_remembered(tiny_model, tmp_path, monkeypatch):
@@ -213,11 +230,23 @@ def test_a_batch_of_good_and_bad_files_gives_a_table_bad_files_with_reasons_and_
     app.get("file_uploader")[0].set_value([(n, d, "image/png") for n, d in files])
     app.run()
     assert not app.exception
-    good, bad = app.dataframe[0].value, app.dataframe[1].value
+    good, bad = app.dataframe[0].value, app.table[0].value
     assert sorted(good["file"]) == ["retina.png", "shifted.png"]
     assert sorted(bad["file"]) == ["cat.png", "notes.png"] and all(bad["reason"].str.len() > 10)
     button = next(b for b in app.get("download_button") if "CSV" in b.proto.label)
     assert button is not None
+    # Issue 19, items 12 and 13: whole percentages, a referable-DR column, the file column pinned, the model
+    # named; and the session keeps thumbnails and results, never the decoded photos.
+    percent = [c for c in good.columns if c not in ("file", "photo", "most like", "referable DR")]
+    assert "referable DR" in good.columns and all(good[c].map(float.is_integer).all() for c in
+                                                  [p for p in percent if good[p].dtype.kind == "f"])
+    assert all(good[c].dtype.kind in "iuf" and good[c].max() <= 100 for c in percent)
+    config = json.loads(app.dataframe[0].proto.columns)
+    assert config["file"].get("pinned") is True
+    assert "tiny-test-model" in markdown_text(app)
+    kept = app.session_state["batch"][1]
+    assert len(kept) == 4 and not any(isinstance(v, np.ndarray) for r in kept for v in vars(r).values())
+    assert sum(len(r.thumbnail or "") for r in kept) < 200_000
 
 
 def test_a_dr_grade_model_shows_its_answer_as_a_grade(retina_png, tmp_path, monkeypatch):
@@ -243,9 +272,99 @@ def test_a_dr_grade_model_shows_its_answer_as_a_grade(retina_png, tmp_path, monk
     heading = at.subheader[0].value
     assert heading.startswith("Right eye: diabetic retinopathy **grade ") and " of 4** — " in heading
     assert "referable diabetic retinopathy" in markdown_text(at) + " ".join(w.value for w in at.warning)
-    options = at.selectbox(key="cam_class_right").options
+    options = keyed(at, "selectbox", "cam_class_right").options
     assert sorted(options) == [f"DR grade {g} of 4: " + name for g, name in enumerate(
         ("no diabetic retinopathy", "mild non-proliferative diabetic retinopathy",
          "moderate non-proliferative diabetic retinopathy", "severe non-proliferative diabetic retinopathy",
          "proliferative diabetic retinopathy"))]
     shared._loader.clear()
+
+
+def test_a_new_photo_resets_the_heat_map_to_its_own_top_answer(app, retina_png):
+    """Issue 19, item 1: after a photo was replaced the picker and the heat map's caption disagreed."""
+    app.run()
+    upload(app, 0, "first.png", retina_png.read_bytes())
+    picker = keyed(app, "selectbox", "cam_class_right")
+    picker.select_index(len(picker.options) - 1)  # the least likely class
+    app.run()
+    assert f"Grad-CAM: {picker.options[-1]}" in image_captions(app)
+    upload(app, 0, "second.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1)))
+    picker = keyed(app, "selectbox", "cam_class_right")
+    assert picker.index == 0  # the new photo's top answer
+    assert f"Grad-CAM: {picker.options[0]}" in image_captions(app)
+    assert all(not c.startswith("Grad-CAM: ") or c == f"Grad-CAM: {picker.options[0]}" for c in image_captions(app))
+
+
+@pytest.fixture
+def flagging_app(tiny_model, tmp_path, monkeypatch):
+    """The tiny model with a referable-DR threshold of 0 (every photo is flagged), its answers reordered
+    so that "normal" is on top: the case where the advice used to contradict the flag."""
+    import shutil
+
+    import app_pages.shared as shared
+    import clarityx.screening.pipeline as pipeline
+
+    path = tmp_path / "flags.keras"
+    shutil.copy(tiny_model, path)
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    card["dr_threshold"] = 0.0
+    card["metrics"] = {"test": {"referable_dr": {"sensitivity": 0.9, "specificity": 0.4},
+                                "per_class": {"normal": {"recall": 0.9}, "glaucoma": {"recall": 0.2}}}}
+    path.with_name("flags.card.json").write_text(json.dumps(card))
+    real = pipeline.analyse
+
+    def normal_on_top(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if result.status == "ok":
+            rest = [(c, p) for c, p in result.ranked if c != "normal"]
+            result.ranked = [("normal", 0.7)] + [(c, 0.3 * p / sum(q for _, q in rest)) for c, p in rest]
+        return result
+
+    monkeypatch.setattr(pipeline, "analyse", normal_on_top)
+    monkeypatch.setenv("CLARITYX_MODEL", str(path))
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
+    shared._loader.clear()
+    yield AppTest.from_file(APP, default_timeout=120)
+    shared._loader.clear()
+
+
+def test_advice_agrees_with_the_dr_flag_and_names_only_the_models_conditions(flagging_app, retina_png):
+    """Issue 19, item 2: a blue "No signs of ... diabetic retinopathy" above a yellow referable-DR flag, and
+    conditions the model does not know listed among the "no signs"."""
+    at = flagging_app
+    at.run()
+    upload(at, 0, "retina.png", retina_png.read_bytes())
+    boxes = [b.value for b in [*at.info, *at.warning, *at.error]]
+    assert any("referable diabetic retinopathy" in b for b in boxes)
+    advice = next(b for b in boxes if "No signs of" in b)
+    assert "diabetic retinopathy" not in advice.split("were recognised")[0]  # not among the "no signs"
+    assert "macular" not in advice and "myopia" not in advice  # the tiny model knows neither
+    assert not any("No signs of" in i.value for i in at.info)  # not the blue "all is well" box
+    # The model's weak spots: said once per visit, not under each eye.
+    upload(at, 1, "left.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1)))
+    assert markdown_text(at).count("recognised only 20% of photos with glaucoma") == 1
+
+
+def test_the_report_carries_the_dr_flag_weak_spots_and_the_file_name(flagging_app, retina_png, monkeypatch):
+    """Issue 19, item 6: the flag shown in the app was missing from both reports."""
+    from pypdf import PdfReader
+    from streamlit.delta_generator import DeltaGenerator
+
+    served = {}
+    real = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        served[label] = (data, kwargs.get("file_name"))
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    at = flagging_app
+    at.run()
+    upload(at, 0, "IMG_0042.png", retina_png.read_bytes())
+    make_pdf, name = next(v for k, v in served.items() if "PDF" in k)
+    text = " ".join(PdfReader(io.BytesIO(make_pdf())).pages[0].extract_text().split())
+    page = next(v for k, v in served.items() if "HTML" in k)[0]()
+    for shown in (text, page):
+        assert "referable diabetic retinopathy" in shown and "IMG_0042.png" in shown
+        assert "recognised only 20% of photos with glaucoma" in shown and "Heat map: Normal" in shown
+    assert name.startswith("clarityx-report-") and name.endswith(".pdf")

@@ -64,8 +64,7 @@ def test_split_is_leak_free_and_reusable(defective, tmp_path):
     assert any("conflicting" in why for _, why in result.dropped)
     assert "_4_1234567.jpg" not in names  # augmented copies excluded by default
     assert names["0.jpg"].split == names["0_small.jpg"].split
-    counts = result.counts()
-    assert counts["test"] and counts["validation"] and counts["train"]
+    assert result.of("test") and result.of("validation") and result.of("train")
 
     kept = make_split(samples, report, 0.2, 0.2, seed=0, keep_augmented=True)
     kept_names = {s.path.name: s for s in kept.samples}
@@ -134,3 +133,24 @@ def test_a_photo_too_small_to_grade_is_listed_by_the_audit_and_kept_out_of_the_s
         ("thumb.png", True)]
     split = make_split(samples, report, 0.2, 0.2, seed=0)
     assert "thumb.png" not in {s.path.name for s in split.samples} and len(split.samples) == 12
+
+
+def test_the_audit_refuses_a_decompression_bomb_before_pillow_warns(tmp_path):
+    """The bomb filter is set before the file is opened: Pillow's warning (raised in Image.open)
+    becomes the audit's refusal instead of leaking out as a warning."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from clarityx.data.audit import read_file
+    from clarityx.screening.errors import ImageTooLarge
+
+    buf = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buf, format="PNG")  # 100 MP declared, a tiny file
+    (tmp_path / "bomb.png").write_bytes(buf.getvalue())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLarge):
+            read_file(tmp_path / "bomb.png")
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []

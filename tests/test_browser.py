@@ -31,9 +31,9 @@ class Server(str):
         return obj
 
 
-def start_server(model: str | None):
+def start_server(model: str | None, **env_overrides: str):
     port = free_port()
-    env = {**os.environ, **({"CLARITYX_MODEL": model} if model else {})}
+    env = {**os.environ, **({"CLARITYX_MODEL": model} if model else {}), **env_overrides}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -54,8 +54,9 @@ def start_server(model: str | None):
 
 
 @pytest.fixture
-def server(tiny_model):
-    url, proc = start_server(str(tiny_model))
+def server(tiny_model, tmp_path):
+    """The app on the tiny model, with a private history file (a saved visit stays in the test)."""
+    url, proc = start_server(str(tiny_model), CLARITYX_HISTORY=str(tmp_path / "history.sqlite3"))
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -96,6 +97,76 @@ def test_upload_retina_shows_result_chart_and_the_report_downloads(server, retin
             assert card["name"] in pdf and f"version {card['training'].get('finished', 'unknown')}" in pdf
         finally:
             browser.close()
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+
+def test_a_whole_visit_asks_nothing_of_any_host_but_the_app(server, retina_png, tmp_path, monkeypatch):
+    """Issue 19, item 5: the tab icon came from a Google fonts host, and moving the opacity slider left
+    404s for /media/*.jpg. Both eyes, the heat map, saving, the report, the History and Model pages: every
+    request the browser makes is recorded (requests elsewhere are refused, so the test needs no network),
+    and each must go to the app's own host and find what it asked for."""
+    from urllib.parse import urlparse
+
+    from playwright.sync_api import sync_playwright
+
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    left = tmp_path / "left.png"
+    Image.fromarray(np.roll(skimage.data.retina(), 60, axis=1)).save(left)
+    own = urlparse(server).netloc
+    elsewhere, failed = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            context = browser.new_context(accept_downloads=True)
+
+            def guard(route):
+                url = urlparse(route.request.url)
+                if url.scheme in ("http", "https", "ws", "wss") and url.netloc != own:
+                    elsewhere.append(route.request.url)
+                    return route.abort()
+                return route.continue_()
+
+            context.route("**/*", guard)
+            context.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})")
+                       if urlparse(r.url).netloc == own else None)
+            context.on("response", lambda r: failed.append(f"{r.url} ({r.status})") if r.status >= 400 else None)
+            page = context.new_page()
+            page.goto(server)
+            uploads = page.locator("input[type=file]")
+            uploads.nth(0).set_input_files(str(retina_png), timeout=60_000)
+            page.get_by_text("Right eye: most like").wait_for(timeout=120_000)
+            uploads.nth(1).set_input_files(str(left), timeout=60_000)
+            page.get_by_text("Left eye: most like").wait_for(timeout=120_000)
+            # The heat map: another class, then the opacity slider moved by keyboard.
+            slider = page.get_by_role("slider").first
+            slider.focus()
+            for _ in range(4):
+                slider.press("ArrowRight")
+                page.wait_for_timeout(400)
+            page.wait_for_timeout(2000)
+            page.get_by_role("button", name="Save this visit to my history").click()
+            page.get_by_text("Saved on this computer").wait_for(timeout=60_000)
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_text("Report for your eye doctor (PDF)").click()
+            assert download.value.suggested_filename.startswith("clarityx-report-")
+            page.get_by_role("link", name="History").click()
+            page.get_by_text("Your screening history").wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            page.get_by_role("link", name="Model").click()
+            page.get_by_text("Training data").wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            icon = page.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(l => l.href)")
+        finally:
+            browser.close()
+    assert elsewhere == [], f"requests to other hosts: {elsewhere}"
+    assert failed == [], f"failed requests: {failed}"
+    assert icon and all(urlparse(h).netloc in (own, "") for h in icon), icon
 
 
 def vm_hwm_mb(pid: int) -> float:

@@ -31,14 +31,15 @@ def test_predict_json_mixed_inputs(tiny_model, tmp_path, capsys):
     by_name = {r["path"].split("/")[-1]: r for r in lines}
     assert len(lines) == 5 and set(by_name) == {"eye0.jpg", "eye1.jpg", "eye2.jpg", "notes.jpg", "truncated.jpg"}
     for r in lines:
-        assert set(r) == {"path", "status", "top", "grade", "probabilities", "message"}
+        assert set(r) == {"path", "status", "top", "grade", "probabilities", "message", "referable",
+                          "referable_threshold"}
         assert r["grade"] is None  # a conditions model gives no DR grade
     for name in ("eye0.jpg", "eye1.jpg", "eye2.jpg"):
         r = by_name[name]
         assert r["status"] == "ok" and r["message"] is None
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-4
         assert r["top"] == max(r["probabilities"], key=r["probabilities"].get)
-        assert (heat / f"{name[:-4]}.gradcam.png").is_file()
+        assert (heat / f"{name[:-4]}.{r['top']}.gradcam.png").is_file()  # says which condition it shows
     for name in ("notes.jpg", "truncated.jpg"):
         r = by_name[name]
         assert r["status"] == "rejected" and r["top"] is None and r["probabilities"] is None and r["message"]
@@ -67,3 +68,41 @@ def test_heatmaps_of_same_named_photos_do_not_overwrite(tiny_model, tmp_path, ca
                             "--json", "--heatmap-dir", str(heat)], capsys)
     assert code == 0 and all(json.loads(line)["status"] == "ok" for line in out.splitlines())
     assert len(list(heat.glob("*.gradcam.png"))) == 2
+
+
+def test_predict_keeps_the_input_order_and_a_missing_file_is_an_error(tiny_model, tmp_path, capsys):
+    """Issue 19, item 20: refusals were printed before the batch's graded photos, and a missing file
+    exited 0."""
+    names = []
+    for i in range(5):
+        path = tmp_path / f"p{i}.jpg"
+        if i % 2:
+            path.write_text("not an image")  # refused at once; the others wait for the model
+        else:
+            Image.fromarray(synthetic_fundus(300, seed=i)).save(path)
+        names.append(str(path))
+    names.insert(2, str(tmp_path / "absent.jpg"))
+    code, out, err = run_cli(["predict", *names, "--model", str(tiny_model), "--json", "--batch-size", "4"], capsys)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in records] == names
+    assert code == 1 and "absent.jpg" in err
+    missing = records[2]
+    assert missing["status"] == "error" and "No such file" in missing["message"]
+
+
+def test_predict_json_says_whether_referable_dr_is_flagged_with_the_threshold(tiny_model, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "flags.keras"
+    shutil.copy(tiny_model, model)
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    (tmp_path / "flags.card.json").write_text(json.dumps({**card, "dr_threshold": 0.0}))
+    Image.fromarray(synthetic_fundus(300, seed=1)).save(tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").write_text("not an image")
+    code, out, _ = run_cli(["predict", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--model", str(model),
+                            "--json"], capsys)
+    ok, bad = (json.loads(line) for line in out.splitlines())
+    assert code == 0 and ok["referable"] is True and ok["referable_threshold"] == 0.0
+    assert bad["referable"] is None
+    code, out, _ = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(tiny_model), "--json"], capsys)
+    assert json.loads(out)["referable"] is None and json.loads(out)["referable_threshold"] is None  # no threshold

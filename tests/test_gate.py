@@ -1,6 +1,7 @@
 """Each refusal reason on constructed cases; good fundus photos pass."""
 import cv2
 import numpy as np
+import skimage.data
 
 from clarityx.screening.gate import check_image, measure
 from tests.conftest import synthetic_fundus
@@ -73,3 +74,14 @@ def test_real_retina_is_not_taken_for_the_front_of_an_eye(retina_png):
 
     assert not centre_circle(load_image(retina_png))
     assert not any(centre_circle(synthetic_fundus(400, seed=s)) for s in range(10))
+
+
+def test_a_face_is_not_a_fundus_photo_rather_than_a_cut_off_one():
+    """Issue 19, item 3: portrait photos of faces (skin-coloured, taller than wide) were told "the round
+    field of view is cut off" instead of "not a fundus photo"; half-cut fundus photos stay "cropped"."""
+    face = skimage.data.astronaut()
+    assert reason(face[0:300, 150:320]) == "not_fundus"
+    assert reason(cv2.resize(face[20:260, 170:300], (270, 480))) == "not_fundus"
+    for seed in range(3):
+        img = synthetic_fundus(400, seed=seed)
+        assert reason(img[:, :150]) == reason(img[:, 250:]) == reason(img[:180]) == "cropped"

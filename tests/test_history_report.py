@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from clarityx.screening.history import (SCHEMA_VERSION, EyeRecord, History, HistoryUnavailable, Visit,
                                         thumbnail_png)
@@ -80,19 +81,25 @@ def test_a_locked_file_gives_a_message_and_loses_no_visit(tmp_path):
     assert len(history.visits()) == 2
 
 
+def jpeg(seed: int, shape=(200, 200)) -> bytes:
+    from clarityx.screening.report import report_jpeg
+
+    return report_jpeg(synthetic_fundus(max(shape), seed=seed)[:shape[0], :shape[1]])
+
+
 def report() -> VisitReport:
-    from PIL import Image
+    from clarityx.screening.report import REFUSED_IMAGE_SIDE, report_jpeg
 
-    def png(seed):
-        buf = io.BytesIO()
-        Image.fromarray(synthetic_fundus(200, seed=seed)).save(buf, format="PNG")
-        return buf.getvalue()
-
+    portrait = np.random.default_rng(0).integers(0, 255, (1600, 900, 3), dtype=np.uint8)  # a tall refused photo
     return VisitReport(T0, "clarityx_lite0", "2026-11-27 12:00 UTC", [
-        EyeReport("Right", "ok", None, [("Glaucoma", 0.61), ("Normal", 0.39)], png(1), png(2),
-                  "Book an eye examination within weeks — ask about glaucoma (≥ 40: yearly)."),
-        EyeReport("Left", "rejected", "The photo is too dark to grade.", [], png(3), None, ""),
-    ])
+        EyeReport("Right", "ok", None, [("Glaucoma", 0.61), ("Normal", 0.39)], jpeg(1), jpeg(4), jpeg(2),
+                  "Glaucoma", "Book an eye examination within weeks — ask about glaucoma (≥ 40: yearly).",
+                  "The model also flags possible **referable diabetic retinopathy** (moderate or worse).",
+                  "IMG_0042 right.jpg"),
+        EyeReport("Left", "rejected", "The photo is too dark to grade.", [],
+                  report_jpeg(portrait, REFUSED_IMAGE_SIDE), file_name="selfie.jpg"),
+    ], notes=["In testing, this model recognised only 23% of photos with age-related macular degeneration: "
+              "a low score for it does not rule it out."])
 
 
 def test_pdf_report_opens_and_names_the_model_version():
@@ -105,14 +112,101 @@ def test_pdf_report_opens_and_names_the_model_version():
     for wanted in ("clarityx_lite0", "2026-11-27 12:00 UTC", "Right eye", "Glaucoma", "61%",
                    "too dark to grade", "not a diagnosis"):
         assert wanted in text, wanted
-    assert len(reader.pages[0].images) == 3  # photo + heat map, and the refused eye's photo
+    assert len(reader.pages[0].images) == 4  # photo, crop and heat map; the refused eye's thumbnail
+
+
+def test_reports_carry_the_dr_flag_weak_spots_file_names_and_what_each_image_is():
+    """Issue 19, items 6 and 8: what the app shows about a photo is in both reports."""
+    from pypdf import PdfReader
+
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(report()))).pages[0].extract_text().split())
+    page = report_html(report())
+    for shown in (text, page):
+        assert "referable diabetic retinopathy" in shown and "**" not in shown
+        assert "recognised only 23% of photos with age-related macular degeneration" in shown
+        assert "IMG_0042 right.jpg" in shown and "selfie.jpg" in shown
+        assert "Heat map: Glaucoma" in shown and "Photo as given" in shown and "Contrast-enhanced crop" in shown
+
+
+def placements(pdf: bytes) -> list[tuple[float, float, float, float]]:
+    """(x, y, width, height) in points of every image drawn on the PDF's first page."""
+    from pypdf import PdfReader
+
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    boxes = []
+
+    def visit(op, args, cm, tm):
+        if op == b"Do":
+            boxes.append((cm[4], cm[5], cm[0], cm[3]))
+    page.extract_text(visitor_operand_before=visit)
+    return boxes
+
+
+def test_pdf_images_keep_their_aspect_ratio_and_a_refused_photo_is_a_small_thumbnail():
+    """Issue 19, item 7: a tall refused photo was stretched over the 'Not graded' text, and printed in full."""
+    from pypdf import PdfReader
+
+    pdf = report_pdf(report())
+    boxes = placements(pdf)
+    assert len(boxes) == 4
+    *graded, refused = boxes
+    for x, y, w, h in graded:  # square crops stay square
+        assert w == pytest.approx(h, rel=0.02)
+    x, y, w, h = refused
+    assert h / w == pytest.approx(1600 / 900, rel=0.05)  # the portrait stays a portrait
+    assert max(w, h) < 25 / 25.4 * 72  # under 25 mm: a thumbnail
+    images = PdfReader(io.BytesIO(pdf)).pages[0].images
+    assert max(Image.open(io.BytesIO(i.data)).size[1] for i in images if i.image.size[0] < 100) <= 96
+    # Under the thumbnail, the reason is not covered: the text is drawn below the image's box.
+    text_y = []
+    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(
+        visitor_text=lambda t, cm, tm, *_: text_y.append(tm[5]) if "too dark" in t else None)
+    assert text_y and max(text_y) < y
+
+
+def test_a_one_page_pdf_of_two_large_photos_stays_small():
+    """Issue 19, item 8: 1.3-4.0 MB for one page before."""
+    from clarityx.screening.report import report_jpeg
+
+    rng = np.random.default_rng(1)
+    big = [report_jpeg(rng.integers(0, 255, (3000, 4000, 3), dtype=np.uint8)) for _ in range(3)]
+    eyes = [EyeReport(side, "ok", None, [("Normal", 0.9), ("Glaucoma", 0.1)], *big, "Normal", "advice")
+            for side in ("Right", "Left")]
+    assert len(report_pdf(VisitReport(T0, "m", "v", eyes))) < 500_000
+
+
+def test_times_are_stored_in_utc_and_shown_in_local_time_with_the_zone(tmp_path, monkeypatch):
+    """Issue 19, item 9: in Honolulu an evening visit carried the next day's date."""
+    import time
+
+    from clarityx.screening.history import shown_time
+    from clarityx.screening.report import report_file_name
+
+    monkeypatch.setenv("TZ", "Pacific/Honolulu")
+    time.tzset()
+    try:
+        evening = datetime(2026, 11, 28, 5, 0, tzinfo=timezone.utc)  # 19:00 on the 27th in Honolulu
+        history = History(tmp_path / "h.sqlite3")
+        history.save(Visit(evening, "m", "v", []))
+        with sqlite3.connect(tmp_path / "h.sqlite3") as db:
+            assert db.execute("SELECT taken_at FROM visit").fetchone()[0] == "2026-11-28T05:00:00+00:00"
+        stored = history.visits()[0].taken_at
+        assert stored == evening and shown_time(stored) == "2026-11-27 19:00 HST"
+        assert report_file_name(stored, "pdf") == "clarityx-report-2026-11-27.pdf"
+        r = VisitReport(stored, "m", "v", [])
+        assert "2026-11-27 19:00 HST" in report_html(r)
+        from pypdf import PdfReader
+        assert "2026-11-27 19:00 HST" in PdfReader(io.BytesIO(report_pdf(r))).pages[0].extract_text()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_html_report_is_self_contained_and_escaped():
     r = report()
     r.eyes[1].message = "<script>alert(1)</script>"
     page = report_html(r)
-    assert page.count("data:image/png;base64,") == 3 and "http" not in page
+    assert page.count("data:image/jpeg;base64,") == 4 and "http" not in page
     assert "<script>" not in page and "not a diagnosis" in page and "61%" in page
 
 
@@ -127,8 +221,20 @@ def test_batch_csv_keeps_every_file_with_its_probabilities_or_reason():
     import csv
 
     text = batch_csv([("a.jpg", "ok", [("glaucoma", 0.7), ("normal", 0.3)], None),
-                      ("b.png", "rejected", [], "Not a fundus photo, it seems.")], ["normal", "glaucoma"])
+                      ("b.png", "rejected", [], "Not a fundus photo, it seems.")], ["normal", "glaucoma"],
+                     "clarityx_lite0 (2026-11-27)")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0] == {"file": "a.jpg", "status": "ok", "top": "glaucoma", "normal": "0.300000",
-                       "glaucoma": "0.700000", "message": ""}
+    assert rows[0] == {"file": "a.jpg", "status": "ok", "top": "glaucoma", "referable_dr": "", "normal": "0.300000",
+                       "glaucoma": "0.700000", "model": "clarityx_lite0 (2026-11-27)", "message": ""}
     assert rows[1]["status"] == "rejected" and rows[1]["normal"] == "" and "fundus" in rows[1]["message"]
+
+
+def test_batch_csv_says_whether_referable_dr_is_flagged():
+    """Issue 19, item 13: the CSV had no referable-DR column."""
+    import csv
+
+    classes = ["normal", "diabetic_retinopathy"]
+    text = batch_csv([("a.jpg", "ok", [("normal", 0.7), ("diabetic_retinopathy", 0.3)], None),
+                      ("b.jpg", "ok", [("normal", 0.9), ("diabetic_retinopathy", 0.1)], None),
+                      ("c.jpg", "rejected", [], "too dark")], classes, "m", threshold=0.25)
+    assert [r["referable_dr"] for r in csv.DictReader(io.StringIO(text))] == ["yes", "no", ""]

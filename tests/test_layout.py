@@ -107,3 +107,63 @@ def test_screening_with_heat_maps_never_imports_tensorflow(tmp_path):
     results = [json.loads(x) for x in lines[:-1]]
     assert len(results) == 3 and all(r["status"] in ("ok", "rejected") for r in results)
     assert len(list((tmp_path / "h").glob("*.png"))) == sum(r["status"] == "ok" for r in results)
+
+
+HEAVY = ("tensorflow", "keras", "sklearn", "tqdm", "torch")  # the `train` extra: absent from a run-time install
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Modules a file imports when it is imported (not those imported inside functions)."""
+    found: set[str] = set()
+
+    def walk(body) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ClassDef):
+                walk(node.body)
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                if not isinstance(node, ast.ClassDef) and isinstance(getattr(node, field, None), list):
+                    walk(getattr(node, field))
+
+    walk(ast.parse(path.read_text()).body)
+    return found
+
+
+def run_time_modules() -> list[str]:
+    """What the app and `clarityx predict` import: the screening layer, cli, loader, and whatever
+    app.py and the pages import at their top."""
+    modules = {module_name(p) for p in (PACKAGE / "screening").glob("*.py")} | {"clarityx.cli", "clarityx.loader"}
+    for page in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
+        modules |= {m for m in top_level_imports(page) if m.startswith(("clarityx", "app_pages"))}
+    return sorted(modules)
+
+
+def test_app_files_import_no_training_stack_at_their_top():
+    wrong = [f"{page.relative_to(ROOT)} imports {m}"
+             for page in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py")),
+                          *sorted((PACKAGE / "screening").glob("*.py")), PACKAGE / "cli.py", PACKAGE / "loader.py"]
+             for m in top_level_imports(page) if m.split(".")[0] in HEAVY]
+    assert wrong == []
+
+
+IMPORT_EVERYTHING_THE_APP_NEEDS = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    if not name.startswith("app_pages."):  # the pages run Streamlit calls at import: checked above by their imports
+        importlib.import_module(name)
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def test_run_time_modules_never_import_the_training_stack():
+    """A run-time install (`pip install .`, no extras) has no TensorFlow, Keras, scikit-learn or tqdm:
+    nothing the app or `clarityx predict` imports may need them at import time."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING_THE_APP_NEEDS.format(heavy=HEAVY),
+                          *run_time_modules()], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

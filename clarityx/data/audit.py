@@ -10,7 +10,8 @@ high-pass grey thumbnail (the vessel tree, which differs between any two eyes).
 The colour cosine alone chained different eyes of different patients that merely
 share a camera. Validated by ``scripts/validate_duplicates.py`` on known true
 duplicates (the same ODIR-5K photo in two datasets, flipped and rotated copies)
-and on known distinct eyes (different patients); its figures are in the README.
+and on known distinct eyes (different patients): it prints the recall on the first and the false
+matches on the second (no figures are recorded in the repository; run it on your data).
 """
 from __future__ import annotations
 
@@ -55,14 +56,16 @@ def read_file(path: Path) -> FileFacts:
     if len(data) > MAX_FILE_BYTES:
         raise ImageTooLarge(f"{path.name}: over the {MAX_FILE_BYTES / 2**20:.0f} MB limit")
     try:
-        with warnings.catch_warnings(), open_image(data) as im:
+        with warnings.catch_warnings():
+            # Before the file is opened: Pillow warns about a decompression bomb in Image.open itself.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pixels = im.width * im.height
-            if min(im.size) < MIN_SIDE:  # training and screening refuse it: so does the audit
-                raise ImageTooSmall(f"{path.name}: {im.width}×{im.height} pixels, under the {MIN_SIDE}-pixel "
-                                    "short side needed to see the retina")
-            im.draft("RGB", (2 * THUMB, 2 * THUMB))
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            with open_image(data) as im:
+                pixels = im.width * im.height
+                if min(im.size) < MIN_SIDE:  # training and screening refuse it: so does the audit
+                    raise ImageTooSmall(f"{path.name}: {im.width}×{im.height} pixels, under the {MIN_SIDE}-pixel "
+                                        "short side needed to see the retina")
+                im.draft("RGB", (2 * THUMB, 2 * THUMB))
+                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{path.name}: too large to open safely") from exc
     if min(rgb.shape[:2]) < 2 * THUMB:  # small files: go through the full, validating path

@@ -32,9 +32,6 @@ class SplitResult:
     def of(self, split: str) -> list[Sample]:
         return [s for s in self.samples if s.split == split]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return {sp: dict(Counter(s.label for s in self.of(sp))) for sp in SPLITS}
-
 
 def _groups(samples: list[Sample], report: AuditReport) -> list[int]:
     """Duplicate groups from the audit joined with patient groups from the dataset."""
@@ -114,9 +111,10 @@ def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.1
 
 def write_split(result: SplitResult, path: str | Path) -> None:
     """Write the split as a manifest CSV; paths relative to the CSV so the folder can move."""
+    from clarityx.screening.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:  # later runs reuse it: never half a file
         w = csv.writer(f)
         w.writerow(["path", "label", "split", "group", "source", "grade", "conditions"])
         for s in result.samples:

@@ -65,12 +65,24 @@ def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_ou
     return x
 
 
+# Layers of the B0/Lite0 topology whose maps a head may read: the last map, and the ends of stage 6
+# (192 channels, stride 32) and stage 5 (112 channels, stride 16).
+TAP_LAYERS = {"last": "top_activation", "s6": "block14_add", "s5": "block10_add"}
+# The backbone's output map by feature set, in channel order: (tap, how it is pooled). Stage 5 is brought
+# to the last map's grid twice, by 2×2 average pooling ("mean": its global mean is stage 5's mean) and by
+# 2×2 max pooling ("max": its global max is stage 5's max), so that a head of global max and mean pooling
+# reads each stage's own max and mean, and Grad-CAM keeps its closed form over one map.
+TAPS = {"last": (("last", "any"),),
+        "multiscale": (("last", "any"), ("s6", "any"), ("s5", "mean"), ("s5", "max"))}
+
+
 def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True,
-                       drop_connect_rate: float = 0.2, name: str = "backbone") -> keras.Model:
+                       drop_connect_rate: float = 0.2, name: str = "backbone", taps: str = "last") -> keras.Model:
     """EfficientNet-B0 topology (``se=True``) or Lite0 (``se=False``), without top.
 
     Input: float RGB in [0, 255]; scaled to (x - 127) / 128 as Lite0 was trained.
-    Output: the last convolutional feature map (img_size/32 squared, 1280 channels).
+    Output: the last convolutional feature map (img_size/32 squared, 1280 channels); with
+    ``taps="multiscale"`` the maps of :data:`TAPS` concatenated on that grid (1,696 channels).
     """
     inputs = keras.Input((img_size, img_size, 3), name="pixels")
     x = layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="rescale")(inputs)
@@ -88,6 +100,15 @@ def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True
     x = layers.Conv2D(1280, 1, padding="same", use_bias=False, name="top_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="top_bn")(x)
     x = layers.Activation(activation, name="top_activation")(x)
+    if taps == "multiscale":
+        model = keras.Model(inputs, x)
+        s5 = model.get_layer(TAP_LAYERS["s5"]).output
+        x = layers.Concatenate(name="multiscale")([
+            x, model.get_layer(TAP_LAYERS["s6"]).output,
+            layers.AveragePooling2D(2, padding="same", name="s5_mean_pool")(s5),
+            layers.MaxPooling2D(2, padding="same", name="s5_max_pool")(s5)])
+    elif taps != "last":
+        raise ValueError(f"unknown taps {taps!r}; choose from {', '.join(TAPS)}")
     return keras.Model(inputs, x, name=name)
 
 
@@ -106,9 +127,9 @@ def _keras_b0(img_size: int, weights: str | None) -> keras.Model:
     return keras.Model(base.inputs, base.outputs, name="backbone")
 
 
-def _own(activation: str, se: bool) -> Callable[[int, str | None], keras.Model]:
+def _own(activation: str, se: bool, taps: str = "last") -> Callable[[int, str | None], keras.Model]:
     def build(img_size: int, weights: str | None) -> keras.Model:
-        model = build_efficientnet(img_size, activation=activation, se=se)
+        model = build_efficientnet(img_size, activation=activation, se=se, taps=taps)
         if weights in WEIGHTS:
             WEIGHTS[weights](model)
         elif weights is not None:
@@ -127,6 +148,7 @@ class Backbone:
     name: str
     build: Callable[[int, str | None], keras.Model]
     description: str
+    taps: str = "last"  # which maps its output holds (TAPS)
 
 
 BACKBONES = {
@@ -141,6 +163,9 @@ BACKBONES = {
                  "EfficientNet-B0 topology with swish, built in this project"),
         Backbone("efficientnet_lite0", _own("relu6", se=False),
                  "EfficientNet-Lite0 (ReLU6, no squeeze-excitation)"),
+        Backbone("efficientnet_lite0_ms", _own("relu6", se=False, taps="multiscale"),
+                 "EfficientNet-Lite0 (ReLU6, no squeeze-excitation) reading three maps: the last one and "
+                 "the ends of stages 6 and 5 (small lesions), on the last map's grid", taps="multiscale"),
     )
 }
 

@@ -40,8 +40,7 @@ def build_classifier(backbone: str, num_classes: int, img_size: int,
 
 def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
     """Inference-only ``.keras`` (no optimizer state) plus card JSON and Markdown beside it."""
-    from clarityx.screening.card_markdown import render
-    from clarityx.screening.files import atomic_path, write_text
+    from clarityx.screening.files import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,5 +54,13 @@ def save_model(model: keras.Model, card: ModelCard, path: str | Path) -> None:
         sub.compiled = False
     with atomic_path(path) as tmp:  # a full disk leaves any earlier model in place
         clean.save(tmp)
-    card.save(card_path(path))
-    write_text(markdown_path(path), render(card))
+    save_card(card, path)
+
+
+def save_card(card: ModelCard, model_path: str | Path) -> None:
+    """The card beside a model: JSON and its Markdown rendering."""
+    from clarityx.screening.card_markdown import render
+    from clarityx.screening.files import write_text
+
+    card.save(card_path(model_path))
+    write_text(markdown_path(model_path), render(card))

@@ -23,7 +23,9 @@ from clarityx.screening.ood import ood_path
 
 
 def gradcam_weights(fmap, emb, bn_scale, w1, w2):
-    """Grad-CAM channel weights of every class: the mean over positions of d logit_c / d fmap.
+    """Grad-CAM channel weights of every class: the mean over positions of d logit_c / d fmap
+    (α_k^c of Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
+    Gradient-based Localization", ICCV 2017).
 
     The head is z = fmap·s + t (BatchNorm at inference, s = ``bn_scale``), h = [max_ij z, mean_ij z],
     e = ReLU(h W1 + b1) (= ``emb``), logit = e W2 + b2. With g = W1 (mask(e > 0) ⊙ W2[:, c]) split into

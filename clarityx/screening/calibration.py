@@ -2,6 +2,11 @@
 
 The temperature and the prior correction are fitted at training time (``train.py``, on the
 calibration split); this is the part inference needs, kept free of scikit-learn and TensorFlow.
+
+Temperature scaling: C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On Calibration of Modern
+Neural Networks", ICML 2017 (arXiv:1706.04599): one scalar T > 0 divides every logit,
+softmax(z / T), fitted by minimising the negative log-likelihood on held-out data; it changes no
+ranking, only confidence. Here the logits are the log-probabilities (plus the prior correction).
 """
 from __future__ import annotations
 

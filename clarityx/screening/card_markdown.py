@@ -64,7 +64,9 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
         for src, m in test["by_source"].items():
             normal = (f"; normal eyes called normal {_pct(m['normal_accuracy'])}{_ci(m['normal_accuracy_ci'])} "
                       f"of {m['normal_eyes']}" if "normal_accuracy" in m else "")
-            lines.append(f"- {src}: accuracy {_pct(m['accuracy'])} on {m['n']} eyes{normal}")
+            f1 = (f", macro-F1 over its classes {m['macro_f1']:.3f}{_ci3(m.get('macro_f1_ci'))}; recall "
+                  + ", ".join(f"{c} {_pct(v)}" for c, v in m["recall"].items()) if "macro_f1" in m else "")
+            lines.append(f"- {src}: accuracy {_pct(m['accuracy'])} on {m['n']} eyes{f1}{normal}")
         lines.append("")
     rd = test.get("referable_dr")
     if rd:
@@ -85,6 +87,36 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
         lines += [f"Eyes with two of the model's conditions ({mc['n']}): the top answer is one of them in "
                   f"{_pct(mc['top_is_one_of_its_conditions'])}.", ""]
     return lines
+
+
+OUTSIDE_FIGURES = (("healthy_called_normal", "healthy eyes called normal"), ("dr_found", "eyes with DR: DR on top"),
+                   ("referable_flagged", "referable eyes flagged"), ("healthy_not_flagged", "healthy eyes not flagged"),
+                   ("accepted", "photos accepted by the gate"))
+
+
+def outside_lines(outside: dict) -> list[str]:
+    """The outside sets (other countries and cameras, never trained on): one table row per set."""
+    if not outside:
+        return []
+    lines = ["Photos from other countries and cameras, never used for training or for any threshold "
+             "(`clarityx.data.external`); patient-bootstrap 95% intervals. Healthy: no retinopathy; "
+             "referable: proliferative DR or macular oedema (Mexico), exudates (HEI-MED); flagged at the "
+             "card's referable-DR threshold.", "",
+             "| set | photos | " + " | ".join(label for _, label in OUTSIDE_FIGURES) + " | referable ROC AUC |",
+             "|---|---|" + "---|" * (len(OUTSIDE_FIGURES) + 1)]
+    for name, r in outside.items():
+        cells = []
+        for key, _ in OUTSIDE_FIGURES:
+            m = r.get(key)
+            cells.append("–" if not m else f"{_pct(m['value'])}{_ci(m['ci95'])} of {m['n']}")
+        auc = r.get("referable_auc")
+        cells.append("–" if not auc else f"{auc['value']:.3f}{_ci3(auc['ci95'])}")
+        lines.append(f"| {name} | {r['photos']} | " + " | ".join(cells) + " |")
+    pairs = [(name, r["size_pairs"]) for name, r in outside.items() if r.get("size_pairs")]
+    for name, sp in pairs:
+        lines += ["", f"Same photo at two sizes ({name}: {sp['sizes']}): the same top answer in "
+                      f"{_pct(sp['same_top'])} of {sp['n']}; the largest probability change {sp['max_abs_difference']:.3f}."]
+    return lines + [""]
 
 
 def render(card) -> str:
@@ -122,6 +154,9 @@ def render(card) -> str:
             lines += [f"Camera probe: a linear classifier tells ODIR from EyePACS among {probe['n']} normal test "
                       f"eyes from the model's embedding with balanced accuracy {probe['balanced_accuracy']:.3f} "
                       "(0.5 = the camera cannot be read).", ""]
+    outside = outside_lines(card.metrics.get("outside") or {})
+    if outside:
+        lines += ["## Outside check", "", *outside]
     if card.comparison:
         lines += ["## Runs compared (the bundled run was chosen on validation macro-F1)", "",
                   "| run | kind | validation macro-F1 | test macro-F1 | test accuracy | lowest recall | notes |",

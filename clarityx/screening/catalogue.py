@@ -1,22 +1,22 @@
 """The models a person can choose from, and the choice remembered between runs.
 
-A model is any ``NAME.keras`` or ``NAME.onnx`` in the models folder (the bundled one's, or
-``$CLARITYX_MODELS_DIR``) with ``NAME.card.json`` beside it; ``$CLARITYX_MODEL`` adds one from
-elsewhere. The choice is kept in ``settings.json`` beside the history file, written atomically.
+A model is any ``NAME.keras`` or ``NAME.onnx`` in the models folder (``$CLARITYX_MODELS_DIR``, else
+the checkout's ``models/``, else the user's; see :mod:`clarityx.screening.settings`) with
+``NAME.card.json`` beside it; ``$CLARITYX_MODEL`` adds one from elsewhere. The choice is kept in
+``settings.json`` beside the history file, written atomically.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from clarityx.screening.card import CARD_SUFFIX, ModelCard
-from clarityx.screening.engine import DEFAULT_MODEL, default_model_path
+from clarityx.screening.engine import default_model_path
 from clarityx.screening.files import write_text
-from clarityx.screening.history import default_history_path
+from clarityx.screening.settings import MODELS_DIR_ENV, models_dir, settings_file
 
-MODELS_DIR_ENV = "CLARITYX_MODELS_DIR"
+__all__ = ["MODELS_DIR_ENV", "ModelEntry", "available_models", "settings_path", "remembered_model", "remember_model"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ModelEntry:
 def available_models(folder: Path | None = None) -> list[ModelEntry]:
     """Every model with a readable card in ``folder`` (default: the bundled models' folder), plus
     ``$CLARITYX_MODEL``; the default model first."""
-    folder = folder or Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODEL.parent)
+    folder = folder or models_dir()
     candidates = [default_model_path()] + sorted(folder.glob(f"*{CARD_SUFFIX}"))
     found: dict[Path, ModelEntry] = {}
     for item in candidates:
@@ -54,7 +54,7 @@ def available_models(folder: Path | None = None) -> list[ModelEntry]:
 
 
 def settings_path() -> Path:
-    return default_history_path().with_name("settings.json")
+    return settings_file()
 
 
 def remembered_model() -> str | None:

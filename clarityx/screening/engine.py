@@ -15,7 +15,6 @@ without re-exporting is noticed (see :mod:`clarityx.loader`).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,22 +24,25 @@ from clarityx.screening.calibration import apply_temperature
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.errors import ModelNotInstalled, ModelUnreadable
 from clarityx.screening.ood import MahalanobisModel, ood_path
+from clarityx.screening.settings import MODEL_ENV, bundled_model, model_path, user_models_dir
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "clarityx_lite0.keras"
-MODEL_ENV = "CLARITYX_MODEL"
+DEFAULT_MODEL = bundled_model()  # the checkout's models/, else the packaged graph (see settings)
 SOURCE_HASH_KEY = "clarityx_source_sha256"  # ONNX metadata: the .keras file the graph came from
 
 
 def default_model_path() -> Path:
     """``$CLARITYX_MODEL`` if set, else the bundled model."""
-    return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+    return model_path()
 
 
 def missing_model_message(path: Path) -> str:
     return (f"No trained model is installed at {path}. ClarityX will not guess with an untrained "
-            "network. Get the bundled model with a fresh clone of the repository, "
-            "train one with `python train.py --data DATASET --output models/NAME.keras`, or point "
-            f"{MODEL_ENV} (or --model) at a .keras or .onnx file with its .card.json beside it.")
+            "network. Get the bundled model with a fresh clone of the repository (run ClarityX from it, or "
+            "`pip install .` there: the package then carries it); or put a model in "
+            f"{user_models_dir()} (NAME.onnx with NAME.card.json and NAME.ood.npz beside it: the app lists "
+            "it, the command line takes --model or CLARITYX_MODEL); or train one with `python train.py --data "
+            f"DATASET --output models/NAME.keras`; or point {MODEL_ENV} (or --model) at a .keras or .onnx "
+            "file with its .card.json beside it.")
 
 
 REINSTALL = ("Reinstall the model from a fresh clone of the repository (or re-export it with "

@@ -3,7 +3,9 @@
 Everything ClarityX writes that a person or a later run relies on — checkpoints, exported models,
 heat maps, cards, the history database's exports — is written to a temporary file beside its target
 and moved into place only when complete (``os.replace`` is atomic on one file system). What was
-there before stays intact when the write fails.
+there before stays intact when the write fails. The file's bytes are flushed to the disk (``fsync``)
+before the rename, and the folder's entry after it, so a power cut leaves the old file or the new
+one, never an empty or partial one.
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, target)
+        _fsync_folder(target.parent)
     except WriteFailed:
         raise
     except OSError as exc:
@@ -52,6 +56,31 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise failed from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file's bytes to the disk."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to the disk; where a system cannot, its rename stands."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:

@@ -9,8 +9,13 @@ Two questions, each answered with a reason a person can act on:
 2. Is it gradable? Exposure (too dark, washed out), focus, and how much of the
    field of view is visible.
 
-Thresholds live in :data:`THRESHOLDS`; ``benchmarks/gate_rates.py`` measures the
-rates they give on held-out fundus photos and on negatives.
+The limits live in four places: the image test's in :data:`THRESHOLDS` (below); the
+brightness that marks the field of view in ``clarityx.screening.preprocess.FOV_THRESHOLD``;
+the smallest and largest photo accepted in ``clarityx.screening.imageio`` (``MIN_SIDE``,
+``MAX_PIXELS``); and the out-of-distribution limit in each model's card
+(``gate["max_ood_distance"]``, fitted on that model's validation photos).
+``benchmarks/gate_rates.py`` measures the rates they give on held-out fundus photos and on
+negatives.
 """
 from __future__ import annotations
 
@@ -91,6 +96,9 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
     return {
         "fov_fraction": float(mask.mean()),
         "corner_brightness": float(np.mean([c.mean() for c in corners])),
+        # A round field of view leaves its box's corners dark; one cut off on a side still leaves the
+        # two corners on its round side dark. A face, a landscape or a screenshot leaves few or none.
+        "dark_corners": float(sum(c.mean() <= THRESHOLDS["max_corner_brightness"] for c in corners)),
         "red_excess": float((inside[:, 0] - inside[:, 2]).mean()),
         "red_share": float(inside[:, 0].sum() / max(inside.sum(), 1.0)),
         "brightness": float(bright[mask].mean()) if mask.any() else 0.0,
@@ -133,14 +141,19 @@ def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | 
     m = measure(rgb)
     if m["brightness"] < t["min_brightness"]:
         return _reject("too_dark")
+    # The reasons in the order a person should hear them: first whether it is a fundus photo at all
+    # (a face, a landscape or a screenshot is "not a fundus photo", never "cut off"), then its quality.
     fundus_colour = m["red_share"] >= t["min_red_share"] and m["red_excess"] >= t["min_red_excess"]
-    if fundus_colour and m["roundness"] < t["min_roundness"]:
-        return _reject("cropped")  # retina-coloured, but the round field is cut off
+    cut_off = m["roundness"] < t["min_roundness"]
+    if fundus_colour and cut_off and m["dark_corners"] >= 2:
+        return _reject("cropped")  # retina-coloured, the round edge visible on one side, the rest cut off
     if not fundus_colour or m["fov_fraction"] < t["min_fov_fraction"] \
             or m["sharpness"] > t["max_sharpness"] or m["corner_brightness"] > t["max_corner_brightness"]:
         # Refused either way; a bright, featureless image is more likely an over-exposed photo.
         washed_out = m["brightness"] > t["washed_out_brightness"] and m["sharpness"] < t["washed_out_sharpness"]
         return _reject("too_bright" if washed_out else "not_fundus")
+    if cut_off:
+        return _reject("cropped")
     if m["brightness"] > t["max_brightness"]:
         return _reject("too_bright")
     if m["sharpness"] < t["min_sharpness"]:

@@ -1,4 +1,11 @@
-"""Showing a Grad-CAM map: blended over the photo with OpenCV's JET colour map."""
+"""Showing a Grad-CAM map: blended over the photo with OpenCV's JET colour map.
+
+Grad-CAM: R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh and D. Batra, "Grad-CAM:
+Visual Explanations from Deep Networks via Gradient-based Localization", ICCV 2017
+(arXiv:1610.02391). The map of class c is ReLU(Σ_k α_k^c A^k), the last convolutional feature maps
+A^k weighted by the spatial mean of d y^c / d A^k; it is computed by the engine
+(:func:`clarityx.model.export.gradcam_weights`, :mod:`clarityx.model.keras_engine`).
+"""
 from __future__ import annotations
 
 import numpy as np

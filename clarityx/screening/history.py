@@ -23,6 +23,7 @@ from clarityx.screening.errors import ClarityXError
 
 HISTORY_ENV = "CLARITYX_HISTORY"
 THUMBNAIL_SIDE = 128
+TIME_FORMAT = "%Y-%m-%d %H:%M %Z"  # how a visit's time is shown everywhere: local time with its zone
 
 MIGRATIONS = [  # index i brings a database from user_version i to i + 1
     """
@@ -54,6 +55,19 @@ def default_history_path() -> Path:
     return base / "clarityx" / "history.sqlite3"
 
 
+def local(moment: datetime) -> datetime:
+    """A stored moment (UTC; a naive one is read as UTC) in this computer's time zone: the app runs on
+    the person's own computer, so its zone is theirs."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone()
+
+
+def shown_time(moment: datetime) -> str:
+    """A visit's time as a person reads it: local date and time with the zone (``2026-11-27 19:00 HST``)."""
+    return local(moment).strftime(TIME_FORMAT)
+
+
 def thumbnail_png(rgb: np.ndarray, side: int | None = THUMBNAIL_SIDE) -> bytes:
     """The image as PNG bytes, shrunk to fit ``side`` pixels (``None``: full size)."""
     from PIL import Image
@@ -77,11 +91,16 @@ class EyeRecord:
 
 @dataclass
 class Visit:
-    taken_at: datetime
+    taken_at: datetime                          # stored in UTC; shown with shown_time (local, with zone)
     model_name: str
     model_version: str
     eyes: list[EyeRecord] = field(default_factory=list)
     id: int | None = None
+
+
+def _utc(moment: datetime) -> datetime:
+    """Times are stored in UTC; one stored without a zone is read as UTC too."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 class History:
@@ -130,7 +149,7 @@ class History:
             db.execute("BEGIN IMMEDIATE")
             try:
                 cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
-                                 (visit.taken_at.astimezone(timezone.utc).isoformat(), visit.model_name,
+                                 (_utc(visit.taken_at).isoformat(), visit.model_name,
                                   visit.model_version))
                 for eye in visit.eyes:
                     db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
@@ -153,7 +172,7 @@ class History:
                               "ON e.visit_id = v.id ORDER BY v.taken_at, v.id, e.side DESC").fetchall()
             out: dict[int, Visit] = {}
             for vid, taken, name, version, eye_side, status, message, probs, thumb in rows:
-                visit = out.setdefault(vid, Visit(datetime.fromisoformat(taken), name, version, id=vid))
+                visit = out.setdefault(vid, Visit(_utc(datetime.fromisoformat(taken)), name, version, id=vid))
                 if eye_side is not None and side in (None, eye_side):
                     visit.eyes.append(EyeRecord(eye_side, status, message,
                                                 json.loads(probs) if probs else None, thumb))

@@ -3,6 +3,12 @@
 Fitted during training: one mean per class and a shared, shrunk covariance of the
 512-d embedding over the training images. A photo far from every class mean (in
 that metric) is unlike anything the model was trained on.
+
+The method: K. Lee, K. Lee, H. Lee and J. Shin, "A Simple Unified Framework for Detecting
+Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018 (arXiv:1807.03888) — class-
+conditional Gaussians with a tied covariance on a network's features, scored by the distance to the
+closest class mean. Used here on the penultimate embedding only, without their input
+pre-processing or multi-layer ensemble; the shrinkage of the covariance is ours.
 """
 from __future__ import annotations
 

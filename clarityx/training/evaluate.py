@@ -1,7 +1,8 @@
 """``clarityx evaluate``: a model's metrics on labelled photos, with the gate's refusals counted.
 
 By default it evaluates the test split recorded in the model card (paths relative to
-DATA), which reproduces the card's numbers. Metrics are computed on every readable
+DATA), which reproduces the card's numbers, and, when DATA holds the outside sets
+(``DATA/external``, :mod:`clarityx.data.external`), reports them beside it. Metrics are computed on every readable
 image (as the card's are); the gate's refusals are reported beside them.
 """
 from __future__ import annotations
@@ -80,7 +81,92 @@ def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test"
                       "reasons": dict(gate_reasons)}
     report["unreadable"] = unreadable
     report["model"] = str(classifier.path)
+    report["outside"] = evaluate_outside(classifier, data, batch_size, rounds)
     return report
+
+
+def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32):
+    """Every photo through the app's path (decode → gate → prepare → model → out-of-distribution check).
+
+    Returns (probabilities (N, C) with NaN rows for unreadable photos, accepted (N,) bool, reasons)."""
+    probs = np.full((len(paths), len(classifier.classes)), np.nan)
+    accepted = np.zeros(len(paths), bool)
+    reasons: Counter = Counter()
+    for start in range(0, len(paths), batch_size):
+        rows, pixels, gated = [], [], []
+        for i in range(start, min(start + batch_size, len(paths))):
+            rgb, failed = decode(paths[i])
+            if failed:
+                reasons[failed.reason or "unreadable"] += 1
+                continue
+            rejection = check_image(rgb)
+            if rejection:
+                reasons[rejection.reason] += 1
+            rows.append(i)
+            gated.append(rejection is not None)
+            pixels.append(classifier.prepare(rgb))
+        if not pixels:
+            continue
+        for i, was_gated, p in zip(rows, gated, classifier.predict(np.stack(pixels))):
+            probs[i] = p.probabilities
+            rejection = None if was_gated else check_embedding(classifier, p.embedding)
+            if rejection:
+                reasons[rejection.reason] += 1
+            accepted[i] = not was_gated and rejection is None
+    return probs, accepted, dict(reasons)
+
+
+def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int = 32, rounds: int = 1000) -> dict:
+    """The outside check (:mod:`clarityx.data.external`): per set, healthy eyes called normal, DR found,
+    referable eyes flagged and healthy eyes not flagged at the card's threshold, the referable score's ROC
+    AUC, and the share of photos the gate accepts, with patient-bootstrap 95% intervals; and, for the
+    photos a set keeps at two sizes, how often the answer is the same. Figures are over every readable
+    photo (as the test figures are); the gate's refusals are reported beside them. ``{}`` when ``data``
+    has no outside sets."""
+    from clarityx.data.external import find_outside, read_outside
+    from clarityx.training.heads import outside_figures
+
+    external = find_outside(data)
+    if external is None:
+        return {}
+    report: dict = {}
+    for name, photos in read_outside(external).items():
+        probs, accepted, reasons = run_photos(classifier, [p.path for p in photos], batch_size)
+        ok = ~np.isnan(probs).any(axis=1)
+        kept = [p for p, k in zip(photos, ok) if k]
+        entry = outside_figures(probs[ok], kept, classifier.classes, classifier.card.dr_threshold,
+                                accepted=accepted[ok], rounds=rounds)
+        entry["gate_reasons"] = reasons
+        entry["unreadable"] = int((~ok).sum())
+        pairs = [(i, p) for i, p in enumerate(photos) if p.original is not None and ok[i]]
+        if pairs:
+            big, _, _ = run_photos(classifier, [p.original for _, p in pairs], batch_size)
+            small = probs[[i for i, _ in pairs]]
+            entry["size_pairs"] = {"n": len(pairs), "same_top": float((small.argmax(1) == big.argmax(1)).mean()),
+                                   "max_abs_difference": float(np.nanmax(np.abs(small - big))),
+                                   "sizes": "as stored (512 px) and the original file"}
+        report[name] = entry
+    return report
+
+
+def format_outside(outside: dict) -> str:
+    lines = []
+    for name, r in outside.items():
+        parts = []
+        for key, label in (("healthy_called_normal", "healthy called normal"), ("dr_found", "DR found"),
+                           ("referable_flagged", "referable flagged"), ("healthy_not_flagged", "healthy not flagged"),
+                           ("referable_auc", "referable ROC AUC"), ("accepted", "accepted by the gate")):
+            if key in r:
+                m = r[key]
+                parts.append(f"{label} {m['value']:.3f} {_fmt(m['ci95'])} (n={m['n']})")
+        lines.append(f"outside set {name} ({r['photos']} photos): " + "; ".join(parts))
+        if "size_pairs" in r:
+            sp = r["size_pairs"]
+            lines.append(f"  same photo at two sizes: same top answer {sp['same_top']:.1%} of {sp['n']}, "
+                         f"largest probability change {sp['max_abs_difference']:.3f}")
+        if r.get("gate_reasons"):
+            lines.append(f"  gate refusals: {r['gate_reasons']}")
+    return "\n".join(lines)
 
 
 def _fmt(interval) -> str:
@@ -106,7 +192,9 @@ def format_report(r: dict) -> str:
     for name, m in r["by_source"].items():
         normal = (f"; normal eyes {m['normal_accuracy']:.3f} {_fmt(m['normal_accuracy_ci'])} of {m['normal_eyes']}"
                   if "normal_accuracy" in m else "")
-        lines.append(f"source {name}: accuracy {m['accuracy']:.3f} on {m['n']}{normal}")
+        lines.append(f"source {name}: accuracy {m['accuracy']:.3f}, macro-F1 (its classes) {m['macro_f1']:.3f} "
+                     f"{_fmt(m['macro_f1_ci'])} on {m['n']}{normal}; recall "
+                     + ", ".join(f"{c} {v:.2f}" for c, v in m["recall"].items()))
     rd = r.get("referable_dr")
     if rd:
         lines.append(f"referable DR (grade >= 2) at score >= {rd['threshold']:.3f}: sensitivity "
@@ -128,6 +216,8 @@ def format_report(r: dict) -> str:
                      f"{probe['balanced_accuracy']:.3f} on {probe['n']} (0.5 = camera not readable)")
     g = r["gate"]
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
+    if r.get("outside"):
+        lines.append(format_outside(r["outside"]))
     return "\n".join(lines)
 
 
@@ -193,9 +283,18 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
 
     normal = classes.index("normal") if "normal" in classes else None
     by_source = {}
+    def source_f1(idx, present):
+        from sklearn.metrics import f1_score
+        return f1_score(y[idx], pred[idx], labels=present, average="macro", zero_division=0)
+
     for name in sorted(set(src[ki])):
         idx = ki[src[ki] == name]
+        present = sorted(set(y[idx]))
         entry = {"n": int(idx.size), "accuracy": float((pred[idx] == y[idx]).mean()),
+                 # over the classes this source has (a class it lacks would count as an F1 of 0)
+                 "macro_f1": float(source_f1(idx, present)),
+                 "macro_f1_ci": _ci(lambda b: source_f1(idx[b], present), idx.size, grp[idx], rounds),
+                 "recall": {classes[c]: float((pred[idx][y[idx] == c] == c).mean()) for c in sorted(set(y[idx]))},
                  "labels": {classes[c]: int((y[idx] == c).sum()) for c in sorted(set(y[idx]))}}
         if normal is not None and (y[idx] == normal).any():
             ni = idx[y[idx] == normal]

@@ -8,7 +8,8 @@ from clarityx.screening.calibration import apply_temperature, softmax  # noqa: F
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, log_prior_correction=None) -> float:
-    """Temperature minimising the negative log-likelihood (golden-section on log T)."""
+    """Temperature minimising the negative log-likelihood (golden-section on log T): temperature
+    scaling, Guo et al., "On Calibration of Modern Neural Networks", ICML 2017."""
     def nll(log_t: float) -> float:
         p = apply_temperature(probs, float(np.exp(log_t)), log_prior_correction)
         return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1.0))))

@@ -16,7 +16,7 @@ from clarityx.screening.imageio import load_image
 from clarityx.screening.preprocess import prepare
 
 # Bump when prepare() changes what it returns: the decoded-pixel cache is keyed on it.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3  # 3: anti-aliased resampling (a Gaussian before area averaging)
 
 
 def set_seeds(seed: int) -> None:
@@ -24,16 +24,88 @@ def set_seeds(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+PIXEL_CACHE_LIMIT = 8 * 2**30  # bytes of decoded-pixel cache kept in a folder; least recently used go first
+
+
+def pixel_cache_key(samples: list[Sample], size: int, contrast: str) -> str:
+    """What the cached pixels depend on: each file's path, size and modification time (a replaced
+    photo is decoded again), ``prepare``'s version, and the OpenCV and Pillow releases that decode
+    and resample it."""
+    import cv2
+    import PIL
+
+    key = hashlib.sha256(f"{size}|{contrast}|v{PREPROCESS_VERSION}|opencv {cv2.__version__}|"
+                         f"pillow {PIL.__version__}|numpy {np.__version__}\n".encode())
+    for s in samples:
+        try:
+            st = os.stat(s.path)
+            stamp = f"{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"  # decoding will say what is wrong with it
+        key.update(f"{s.path}|{stamp}\n".encode())
+    return key.hexdigest()[:24]
+
+
+def read_pixel_cache(cache: Path, n: int, size: int) -> np.ndarray | None:
+    """The cached array, or None when it is absent, damaged (a truncated or foreign file) or of the
+    wrong shape; a damaged file is removed."""
+    try:
+        pixels = np.load(cache, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError):
+        cache.unlink(missing_ok=True)
+        return None
+    if pixels.shape != (n, size, size, 3) or pixels.dtype != np.uint8:
+        cache.unlink(missing_ok=True)
+        return None
+    os.utime(cache)  # recently used: kept longest
+    return pixels
+
+
+def write_pixel_cache(cache: Path, pixels: np.ndarray, limit: int = PIXEL_CACHE_LIMIT) -> None:
+    """Save atomically (a stopped run leaves no partial file), then trim the folder to ``limit``."""
+    from clarityx.screening.files import atomic_path
+
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, pixels, allow_pickle=False)
+    prune_pixel_cache(cache.parent, limit, keep=cache)
+
+
+def prune_pixel_cache(folder: Path, limit: int = PIXEL_CACHE_LIMIT, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used pixel caches in ``folder`` until they total at most ``limit``
+    bytes (``keep``, the one just written, stays). Returns what was removed."""
+    entries = []
+    for path in Path(folder).glob("pixels-*.npy"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, path in sorted(entries):  # oldest first
+        if total <= limit:
+            break
+        if keep is not None and path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
+
+
 def load_pixels(samples: list[Sample], size: int, cache_dir: Path | None = None,
-                threads: int = 4, contrast: str = "none") -> np.ndarray:
-    """Decode and preprocess every image once: ``(N, size, size, 3)`` uint8, cached on disk."""
+                threads: int = 4, contrast: str = "none", cache_limit: int = PIXEL_CACHE_LIMIT) -> np.ndarray:
+    """Decode and preprocess every image once: ``(N, size, size, 3)`` uint8, cached on disk (see
+    :func:`pixel_cache_key`; written atomically; at most ``cache_limit`` bytes per folder)."""
     cache = None
     if cache_dir is not None:
-        key = hashlib.sha1(f"{size}|{contrast}|v{PREPROCESS_VERSION}|".encode()
-                           + "\n".join(str(s.path) for s in samples).encode())
-        cache = Path(cache_dir) / f"pixels-{size}-{key.hexdigest()[:16]}.npy"
-        if cache.exists():
-            return np.load(cache)
+        cache = Path(cache_dir) / f"pixels-{size}-{pixel_cache_key(samples, size, contrast)}.npy"
+        cached = read_pixel_cache(cache, len(samples), size)
+        if cached is not None:
+            return cached
 
     def one(sample: Sample) -> np.ndarray:
         return prepare(load_image(sample.path), size, contrast)
@@ -42,8 +114,7 @@ def load_pixels(samples: list[Sample], size: int, cache_dir: Path | None = None,
         pixels = np.stack(list(tqdm(pool.map(one, samples), total=len(samples),
                                     desc=f"decode {size}px", unit="img")))
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, pixels)
+        write_pixel_cache(cache, pixels, cache_limit)
     return pixels
 
 

@@ -1,0 +1,121 @@
+"""Every setting ClarityX takes from the environment, and where its files live: one place.
+
+No other module reads a ``CLARITYX_*`` variable; each asks here. The README lists the same table.
+
+========================== ==========================================================================
+``CLARITYX_MODEL``         the model to use (a ``.keras`` or ``.onnx`` file, its ``.card.json`` beside it)
+``CLARITYX_MODELS_DIR``    the folder of installed models the app offers (and Retrain installs into)
+``CLARITYX_ENGINE``        ``auto`` (default) | ``onnx`` | ``keras``: which engine runs a ``.keras`` model
+``CLARITYX_HISTORY``       the history database file (``settings.json`` and ``training/`` sit beside it)
+``CLARITYX_LITE0_CHECKPOINT`` the EfficientNet-Lite0 ImageNet ``.pth`` file for ``train.py --weights lite0-imagenet``
+========================== ==========================================================================
+
+The per-user data folder comes from :mod:`platformdirs`: ``~/.local/share/clarityx`` on Linux,
+``~/Library/Application Support/clarityx`` on macOS and ``%LOCALAPPDATA%\\clarityx`` on Windows —
+the local profile, never the roaming one, which many organisations copy to their servers (health
+data must stay on this machine).
+
+The bundled model is found in the source checkout's ``models/`` folder, else inside the installed
+package (``clarityx/bundled_models``, which a wheel built from a checkout carries: the ONNX graph,
+its card and gate statistics), else nowhere: the error then names :func:`user_models_dir` as the
+place to put one.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "clarityx"
+BUNDLED_NAME = "clarityx_lite0"
+
+MODEL_ENV = "CLARITYX_MODEL"
+MODELS_DIR_ENV = "CLARITYX_MODELS_DIR"
+ENGINE_ENV = "CLARITYX_ENGINE"
+HISTORY_ENV = "CLARITYX_HISTORY"
+LITE0_CHECKPOINT_ENV = "CLARITYX_LITE0_CHECKPOINT"
+
+ENVIRONMENT = {  # name → what it sets (the README's table)
+    MODEL_ENV: "the model to use: a .keras or .onnx file with its .card.json beside it",
+    MODELS_DIR_ENV: "the folder of installed models the app offers and Retrain installs into",
+    ENGINE_ENV: "auto (default), onnx or keras: the engine that runs a .keras model",
+    HISTORY_ENV: "the history database file; settings.json and training/ sit beside it",
+    LITE0_CHECKPOINT_ENV: "the EfficientNet-Lite0 ImageNet .pth file (train.py --weights lite0-imagenet)",
+}
+ENGINES = ("auto", "onnx", "keras")
+
+CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"       # a source checkout / editable install
+PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "bundled_models"  # inside an installed wheel
+
+
+def env(name: str) -> str | None:
+    """The variable's value, or None when unset or empty."""
+    if name not in ENVIRONMENT:
+        raise KeyError(f"{name} is not a ClarityX setting (add it to clarityx.screening.settings)")
+    return os.environ.get(name) or None
+
+
+def user_data_dir() -> Path:
+    """This user's ClarityX folder on this machine (local, not roaming, on Windows)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False, roaming=False))
+
+
+def history_path() -> Path:
+    """``$CLARITYX_HISTORY``, else ``history.sqlite3`` in the user data folder."""
+    override = env(HISTORY_ENV)
+    return Path(override) if override else user_data_dir() / "history.sqlite3"
+
+
+def settings_file() -> Path:
+    """The app's remembered choices (model, allowed data folders), beside the history."""
+    return history_path().with_name("settings.json")
+
+
+def training_dir() -> Path:
+    """Where background retraining keeps its state, staging folder and pixel cache."""
+    return history_path().parent / "training"
+
+
+def user_models_dir() -> Path:
+    """Where to put models when ClarityX is installed without a checkout."""
+    return user_data_dir() / "models"
+
+
+def bundled_model() -> Path:
+    """The bundled model: the checkout's ``.keras`` (run on its ONNX graph), else the packaged
+    ONNX graph, else where a person should put one (which does not exist yet)."""
+    if CHECKOUT_MODELS.is_dir():
+        return CHECKOUT_MODELS / f"{BUNDLED_NAME}.keras"
+    packaged = PACKAGED_MODELS / f"{BUNDLED_NAME}.onnx"
+    if packaged.is_file():
+        return packaged
+    return user_models_dir() / f"{BUNDLED_NAME}.onnx"
+
+
+def model_path() -> Path:
+    """``$CLARITYX_MODEL`` if set, else the bundled model."""
+    override = env(MODEL_ENV)
+    return Path(override) if override else bundled_model()
+
+
+def models_dir() -> Path:
+    """The folder of installed models: ``$CLARITYX_MODELS_DIR``, else the checkout's ``models/``,
+    else the user's models folder."""
+    override = env(MODELS_DIR_ENV)
+    if override:
+        return Path(override)
+    return CHECKOUT_MODELS if CHECKOUT_MODELS.is_dir() else user_models_dir()
+
+
+def engine() -> str:
+    """``$CLARITYX_ENGINE`` or ``auto``; an unknown value is an error that names the choices."""
+    value = env(ENGINE_ENV) or "auto"
+    if value not in ENGINES:
+        raise ValueError(f"unknown engine {value!r} in {ENGINE_ENV}: choose from {', '.join(ENGINES)}")
+    return value
+
+
+def lite0_checkpoint() -> Path | None:
+    override = env(LITE0_CHECKPOINT_ENV)
+    return Path(override) if override else None

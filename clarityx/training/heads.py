@@ -1,0 +1,187 @@
+"""Heads fitted on cached pooled features, and the figures every candidate is judged on.
+
+The bundled head reads the last map through BatchNorm → [max, mean] → Dense 512 ReLU → Dropout →
+Dense softmax (:func:`clarityx.model.build.build_head`). With the backbone frozen and the head's
+BatchNorm fixed to a per-channel standardisation (scale > 0, so max and mean commute with it), the
+head is exactly a small network on the cached pooled vectors: :func:`seed_inputs` builds those
+inputs, :func:`fit_seed_head` fits it in seconds, and :func:`install_seed_head` copies the result into
+the Keras head, whose closed-form Grad-CAM (:mod:`clarityx.model.export`) then still holds.
+
+:func:`outside_report` computes the outside-set figures of a candidate (healthy eyes called normal,
+DR found, referable eyes flagged and healthy eyes not flagged at the card's threshold, the ROC AUC of
+the referable score) with patient-bootstrap 95% intervals.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BN_EPSILON = 1e-3
+
+
+# Stages whose max- and mean-pooled maps a head reads, by feature set (clarityx.training.views.STAGES):
+# "last": the last map only (the seed head); "multiscale": the last map and the ends of stages 6 and 5,
+# which see small lesions (microaneurysms, exudates) that the last map blurs away.
+FEATURE_SETS = {"last": ("last",), "multiscale": ("last", "s6", "s5")}
+
+
+def channel_stats(pooled: dict[str, np.ndarray], stages=FEATURE_SETS["last"]) -> dict:
+    """Statistics of the training photos' pooled vectors (clean view), per stage: ``"bn"``, the per-channel
+    mean and variance of the mean-pooled vectors (the head's BatchNorm), and per pooling (``"max"``,
+    ``"mean"``) the per-column mean and standard deviation that standardise the head's inputs."""
+    out = {}
+    for s in stages:
+        entry = {"bn": (np.asarray(pooled[f"{s}_mean"], np.float64).mean(axis=0),
+                        np.asarray(pooled[f"{s}_mean"], np.float64).var(axis=0) + 1e-4)}
+        for kind in ("max", "mean"):
+            x = np.asarray(pooled[f"{s}_{kind}"], np.float64)
+            entry[kind] = (x.mean(axis=0), x.std(axis=0) + 1e-3)
+        out[s] = entry
+    return out
+
+
+def seed_inputs(pooled: dict[str, np.ndarray], stats: dict) -> np.ndarray:
+    """The head's inputs: every stage's max-pooled then mean-pooled vector, each column standardised on the
+    training photos (:func:`channel_stats`). :func:`install_seed_head` folds the standardisation into the
+    Keras head's BatchNorm and Dense weights."""
+    def z(stage, kind):
+        mu, sd = stats[stage][kind]
+        return (pooled[f"{stage}_{kind}"] - mu) / sd
+    return np.concatenate([z(s, "max") for s in stats] + [z(s, "mean") for s in stats], axis=1).astype(np.float32)
+
+
+def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
+                  class_weight: dict[int, float], seed: int = 0, epochs: int = 60, lr: float = 1e-3,
+                  weight_decay: float = 1e-4, patience: int = 6):
+    """Dense 512 ReLU → Dropout 0.4 → Dense softmax on :func:`seed_inputs`; the weights with the best
+    validation loss. Returns the fitted Keras model (layers ``embedding`` and ``probabilities``)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((x.shape[1],), name="pooled")
+    emb = layers.Dense(512, activation="relu", name="embedding")(inputs)
+    out = layers.Dense(num_classes, activation="softmax", name="probabilities")(layers.Dropout(0.4)(emb))
+    model = keras.Model(inputs, out)
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
+                  loss="sparse_categorical_crossentropy")
+    model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=128, class_weight=class_weight,
+              verbose=0, shuffle=True,
+              callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
+    return model
+
+
+def install_seed_head(head, fitted, stats: dict) -> None:
+    """Copy a :func:`fit_seed_head` model into the Keras head of :func:`build_head`.
+
+    The backbone's map holds, channel-wise, the stages of :data:`clarityx.model.backbones.TAPS` (the last
+    map; or the last map, stage 6, stage 5 average-pooled and stage 5 max-pooled to the last map's grid).
+    The global max of the max-pooled stage-5 channels is stage 5's max, the global mean of its
+    average-pooled channels its mean; the Dense rows of the two other combinations are set to zero, so the
+    Keras head computes exactly what was fitted."""
+    from clarityx.model.backbones import TAPS
+
+    layout = TAPS["multiscale" if len(stats) > 1 else "last"]
+    bn = head.get_layer("head_bn")
+    if abs(bn.epsilon - BN_EPSILON) > 1e-12:
+        raise ValueError(f"the head's BatchNorm epsilon {bn.epsilon} is not {BN_EPSILON}")
+    means = np.concatenate([stats[stage]["bn"][0] for stage, _ in layout]).astype(np.float32)
+    variances = np.concatenate([stats[stage]["bn"][1] for stage, _ in layout]).astype(np.float32)
+    channels = means.size
+    bn.set_weights([np.ones(channels, np.float32), np.zeros(channels, np.float32), means, variances])
+    w, b = (np.asarray(t, np.float64) for t in fitted.get_layer("embedding").get_weights())
+    sizes = {stage: stats[stage]["bn"][0].size for stage in stats}
+    offset, rows = 0, {}
+    for kind in ("max", "mean"):
+        for stage in stats:
+            # The fitted input (f − μ)/σ equals the BatchNorm output (f − m)/s times s/σ, plus (m − μ)/σ.
+            m, v = stats[stage]["bn"]
+            mu, sd = stats[stage][kind]
+            block = w[offset:offset + sizes[stage]]
+            rows[(stage, kind)] = block * (np.sqrt(v + BN_EPSILON) / sd)[:, None]
+            b = b + ((m - mu) / sd) @ block
+            offset += sizes[stage]
+    full = np.zeros((2 * channels, w.shape[1]), np.float32)
+    start = 0
+    for stage, pooled_by in layout:
+        n = sizes[stage]
+        for k, kind in enumerate(("max", "mean")):
+            if pooled_by in ("any", kind):  # "max": max-pooled channels; "mean": average-pooled ones
+                full[k * channels + start:k * channels + start + n] = rows[(stage, kind)]
+        start += n
+    head.get_layer("embedding").set_weights([full, b.astype(np.float32)])
+    head.get_layer("probabilities").set_weights(fitted.get_layer("probabilities").get_weights())
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, scores))
+
+
+def outside_figures(probs: np.ndarray, photos, classes: list[str], threshold: float | None,
+                    accepted: np.ndarray | None = None, rounds: int = 1000) -> dict:
+    """Figures of one outside set (photos: :class:`clarityx.data.external.OutsidePhoto`), each with a
+    patient-bootstrap 95% interval. ``accepted`` (bool per photo) adds the gate's acceptance."""
+    from clarityx.screening.grades import referable_scores
+    from clarityx.training.metrics import bootstrap_interval
+
+    probs = np.asarray(probs)
+    top = probs.argmax(axis=1)
+    score = referable_scores(probs, classes)
+    healthy = np.array([p.healthy for p in photos])
+    referable = np.array([p.referable for p in photos])
+    dr = ~healthy
+    groups = [p.patient for p in photos]
+    normal = classes.index("normal") if "normal" in classes else -1
+    dr_col = classes.index("diabetic_retinopathy") if "diabetic_retinopathy" in classes else -1
+    flagged = score >= threshold if (score is not None and threshold is not None) else None
+
+    def share(mask_fn, base):
+        def stat(idx):
+            b = base[idx]
+            return float(mask_fn(idx)[b].mean()) if b.any() else float("nan")
+        return stat
+
+    stats = {
+        "healthy_called_normal": (share(lambda i: top[i] == normal, healthy), healthy),
+        "dr_found": (share(lambda i: top[i] == dr_col, dr), dr),
+    }
+    if flagged is not None:
+        stats["referable_flagged"] = (share(lambda i: flagged[i], referable), referable)
+        stats["healthy_not_flagged"] = (share(lambda i: ~flagged[i], healthy), healthy)
+    if accepted is not None:
+        everyone = np.ones(len(photos), bool)
+        stats["accepted"] = (share(lambda i: accepted[i], everyone), everyone)
+    out: dict = {"photos": len(photos), "healthy": int(healthy.sum()), "referable": int(referable.sum())}
+    for name, (stat, base) in stats.items():
+        value = stat(np.arange(len(photos)))
+        out[name] = {"value": value, "n": int(base.sum()),
+                     "ci95": bootstrap_interval(stat, len(photos), groups, rounds=rounds)}
+    if score is not None:
+        both = healthy | referable
+
+        def auc(idx):
+            idx = idx[both[idx]]
+            return _auc(score[idx], referable[idx])
+        out["referable_auc"] = {"value": auc(np.arange(len(photos))), "n": int(both.sum()),
+                                "ci95": bootstrap_interval(auc, len(photos), groups, rounds=rounds)}
+    return out
+
+
+def embedding_model(fitted):
+    """``pooled inputs → 512-d embedding`` of a :func:`fit_seed_head` model, as a numpy function."""
+    w, b = fitted.get_layer("embedding").get_weights()
+    return lambda x: np.maximum(np.asarray(x, np.float32) @ w + b, 0.0)
+
+
+# The gate's out-of-distribution limit: this quantile of the Mahalanobis distances of the *augmented*
+# training views (other exposures, colours, resolutions and encodings than the clean photos), so that a
+# fundus photo is not refused for its camera alone.
+OOD_QUANTILE = 0.995
+
+
+def ood_limit(distances_of_views: np.ndarray) -> float:
+    return float(np.quantile(np.asarray(distances_of_views), OOD_QUANTILE))

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Cache frozen Lite0 pooled features of the split's photos and the outside sets, view by view.
+
+    python scripts/cache_views.py --split models/clarityx_lite0.split.csv --data ../shared/data \
+        --size 384 --contrast clahe --views 0 1 2 3
+
+View 0 (the clean ``prepare`` view) is computed for every photo (split and outside sets, the Mexican
+originals included); views 1.. (random training views, :func:`clarityx.training.views.random_view`)
+for the training split only. ``scripts/compare_heads.py`` fits and compares heads on the cache.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
+    from clarityx.data.external import find_outside, read_outside
+    from clarityx.data.split import read_split
+
+    split = read_split(split_csv).samples
+    lists = {"all": [str(s.path) for s in split], "train": [str(s.path) for s in split if s.split == "train"]}
+    outside = find_outside(data)
+    if outside is not None:
+        photos = [p for ps in read_outside(outside).values() for p in ps]
+        lists["outside"] = [str(p.path) for p in photos]
+        lists["originals"] = [str(p.original) for p in photos if p.original is not None]
+    return lists
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--split", default="models/clarityx_lite0.split.csv")
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--contrast", default="clahe")
+    p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--cache-dir", default=".cache")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    from clarityx.model.backbones import build_backbone
+    from clarityx.training.views import cache_features
+
+    backbone = build_backbone("efficientnet_lite0", args.size, "lite0-imagenet")
+    lists = photo_lists(args.split, args.data)
+    for view in args.views:
+        for name in (["all", "outside", "originals"] if view == 0 else ["train"]):
+            if name not in lists:
+                continue
+            t = time.time()
+            cache_features(lists[name], backbone, args.size, args.contrast, view, args.cache_dir, args.seed,
+                           progress=lambda m: print(f"{time.strftime('%H:%M:%S')} {name} {m}", flush=True))
+            print(f"{name} view {view}: {len(lists[name])} photos in {time.time() - t:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""Compare head candidates on the feature cache of ``scripts/cache_views.py``: validation and outside sets.
+
+    python scripts/compare_heads.py --size 384 --contrast clahe --views 2 --out runs/compare_heads.json
+
+Selection rule (written before the runs, README "Model v3"): among candidates, the bundled one maximises
+    score = ½ · validation macro-F1 over the ODIR-5K and EyePACS photos (the retina_dataset camera, whose
+            glaucoma and cataract photos are recognisable by camera alone, is left out of the score)
+          + ½ · outside referable-DR ROC AUC (Mexico and HEI-MED pooled),
+with the operating point (prior correction, temperature, DR threshold at 90% validation sensitivity) chosen
+on validation and calibration photos only. The test split is never read here.
+
+Candidates: the seed head (Dense 512 on max + mean of the last map: the deployable architecture) or a
+logistic regression on every pooled map (``multi``: last map max/mean/GeM, stages 5 and 6 max/mean), on
+clean views only or clean + K augmented views, with or without the retina_dataset photos.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+
+def load(args):
+    from cache_views import photo_lists
+
+    from clarityx.data.external import find_outside, read_outside
+    from clarityx.data.split import read_split
+    from clarityx.training.views import cache_features
+
+    from clarityx.model.backbones import build_backbone
+
+    lists = photo_lists(args.split, args.data)
+    backbone = build_backbone("efficientnet_lite0", args.size, "lite0-imagenet")
+
+    def feats(name, view):
+        return cache_features(lists[name], backbone, args.size, args.contrast, view, args.cache_dir, args.seed)
+
+    samples = read_split(args.split).samples
+    outside = [p for ps in read_outside(find_outside(args.data)).values() for p in ps]
+    return samples, outside, feats("all", 0), [feats("train", v) for v in range(1, args.views + 1)], \
+        feats("outside", 0), feats("originals", 0)
+
+
+def rows(d, idx):
+    return {k: v[idx].astype(np.float32) for k, v in d.items()}
+
+
+def stack(ds):
+    return {k: np.concatenate([d[k] for d in ds]) for k in ds[0]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--split", default="models/clarityx_lite0.split.csv")
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--size", type=int, default=384)
+    p.add_argument("--contrast", default="clahe")
+    p.add_argument("--views", type=int, default=2, help="augmented training views in the cache")
+    p.add_argument("--cache-dir", default=".cache")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--C", type=float, default=0.001, help="inverse L2 strength of the logistic regression")
+    p.add_argument("--lr", type=float, default=1e-3, help="MLP head: Adam learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="MLP head: AdamW weight decay")
+    p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    p.add_argument("--out", default="runs/compare_heads.json")
+    args = p.parse_args()
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, roc_auc_score
+    
+    from clarityx.data.datasets import CLASSES
+    from clarityx.screening.calibration import apply_temperature
+    from clarityx.screening.grades import REFERABLE_FROM, referable_scores
+    from clarityx.training import heads as H
+    from clarityx.training.metrics import choose_prior_correction, threshold_for_sensitivity
+    from clarityx.training.steps import class_weights
+
+    classes = list(CLASSES)
+    samples, outside, f_all, f_views, f_out, f_orig = load(args)
+    split = np.array([s.split for s in samples])
+    label = np.array([classes.index(s.label) if s.label in classes else -1 for s in samples])
+    source = np.array([s.source or "unknown" for s in samples])
+    part = {k: np.flatnonzero((split == k) & (label >= 0)) for k in ("train", "validation", "calibration")}
+    train_all = np.flatnonzero(split == "train")  # the order of the "train" cache list
+    train_known = label[train_all] >= 0
+    originals = [p for p in outside if p.original is not None]
+    orig_index = [outside.index(p) for p in originals]
+
+    candidates = [(features, head, views, retina) for features in ("last", "multiscale") for head in ("mlp", "lr")
+                  for views in sorted({0, args.views}) for retina in ("keep", "drop")]
+    results = []
+    for features, head, views, retina in candidates:
+        name = f"{features}-{head}-views{views}-retina_{retina}"
+        if args.only and name not in args.only:
+            continue
+        t0 = time.time()
+        keep = train_known & ((source[train_all] != "retina_dataset") if retina == "drop" else True)
+        tr_rows = train_all[keep]
+        x_tr = [rows(f_all, tr_rows)] + [rows(v, np.flatnonzero(keep)) for v in f_views[:views]]
+        y_tr = np.concatenate([label[tr_rows]] * (1 + views))
+        cw = class_weights(label[tr_rows], len(classes), "sqrt")
+        evals = {k: rows(f_all, part[k]) for k in ("validation", "calibration")}
+        evals["outside"] = rows(f_out, np.arange(len(outside)))
+        evals["originals"] = rows(f_orig, np.arange(len(originals)))
+        stats = H.channel_stats(x_tr[0], H.FEATURE_SETS[features])
+        x_fit = H.seed_inputs(stack(x_tr), stats)
+        if head == "mlp":
+            fitted = H.fit_seed_head(x_fit, y_tr, H.seed_inputs(evals["validation"], stats), label[part["validation"]],
+                                     len(classes), cw, seed=args.seed, weight_decay=args.weight_decay,
+                                     lr=args.lr)
+            raw = {k: fitted.predict(H.seed_inputs(v, stats), verbose=0, batch_size=512) for k, v in evals.items()}
+        else:
+            lr = LogisticRegression(C=args.C, max_iter=3000)
+            lr.fit(x_fit, y_tr, sample_weight=np.array([cw[c] for c in y_tr]))
+            raw = {k: lr.predict_proba(H.seed_inputs(v, stats)) for k, v in evals.items()}
+        full = np.array([-np.log(cw[i]) for i in range(len(classes))])
+        y_val, y_cal = label[part["validation"]], label[part["calibration"]]
+        strength, temperature, _ = choose_prior_correction(raw["validation"], y_val, raw["calibration"], y_cal,
+                                                           full)
+        probs = {k: apply_temperature(v, temperature, list(strength * full)) for k, v in raw.items()}
+        val = [samples[i] for i in part["validation"]]
+        graded = np.array([s.grade is not None for s in val])
+        ref_val = np.array([s.grade is not None and s.grade >= REFERABLE_FROM for s in val])
+        score_val = referable_scores(probs["validation"], classes)
+        threshold = threshold_for_sensitivity(score_val[graded], ref_val[graded], 0.9)
+        pred = probs["validation"].argmax(1)
+        cams = source[part["validation"]] != "retina_dataset"
+        recall = {c: float((pred[y_val == i] == i).mean()) for i, c in enumerate(classes)}
+        glaucoma = classes.index("glaucoma")
+        glaucoma_by_source = {src: float((pred[(y_val == glaucoma) & (source[part["validation"]] == src)]
+                                          == glaucoma).mean())
+                              for src in sorted(set(source[part["validation"]][y_val == glaucoma]))}
+        out_sets = {}
+        for ds in ("mexico", "heimed"):
+            idx = [i for i, p in enumerate(outside) if p.dataset == ds]
+            out_sets[ds] = H.outside_figures(probs["outside"][idx], [outside[i] for i in idx], classes, threshold,
+                                             rounds=200)
+        both = np.array([p.healthy or p.referable for p in outside])
+        ref_out = np.array([p.referable for p in outside])
+        score_out = referable_scores(probs["outside"], classes)
+        pooled_auc = float(roc_auc_score(ref_out[both], score_out[both]))
+        small, big = probs["outside"][orig_index], probs["originals"]
+        r = {
+            "name": name, "features": features, "head": head, "augmented_views": views, "retina_dataset": retina,
+            "train_rows": int(len(y_tr)), "seconds": round(time.time() - t0, 1),
+            "prior_strength": strength, "temperature": temperature, "dr_threshold": threshold,
+            "validation_macro_f1": float(f1_score(y_val, pred, average="macro")),
+            "validation_macro_f1_odir_eyepacs": float(f1_score(y_val[cams], pred[cams], average="macro",
+                                                               labels=list(range(len(classes))))),
+            "validation_recall": recall, "validation_glaucoma_recall_by_source": glaucoma_by_source,
+            "validation_referable_auc": float(roc_auc_score(ref_val[graded], score_val[graded])),
+            "outside": out_sets, "outside_referable_auc_pooled": pooled_auc,
+            "size_pairs": {"same_top": float((small.argmax(1) == big.argmax(1)).mean()),
+                           "max_abs_diff": float(np.abs(small - big).max()),
+                           "mean_abs_diff": float(np.abs(small - big).mean())},
+        }
+        r["score"] = 0.5 * r["validation_macro_f1_odir_eyepacs"] + 0.5 * pooled_auc
+        results.append(r)
+        print(f"{name:32s} score {r['score']:.3f} valF1 {r['validation_macro_f1']:.3f} "
+              f"(odir+eyepacs {r['validation_macro_f1_odir_eyepacs']:.3f}) valAUC {r['validation_referable_auc']:.3f} "
+              f"outAUC {pooled_auc:.3f} (mx {out_sets['mexico']['referable_auc']['value']:.3f} "
+              f"hei {out_sets['heimed']['referable_auc']['value']:.3f}) healthy→normal mx "
+              f"{out_sets['mexico']['healthy_called_normal']['value']:.2f} hei "
+              f"{out_sets['heimed']['healthy_called_normal']['value']:.2f} flagged mx "
+              f"{out_sets['mexico']['referable_flagged']['value']:.2f} hei "
+              f"{out_sets['heimed']['referable_flagged']['value']:.2f} not-flagged "
+              f"{out_sets['mexico']['healthy_not_flagged']['value']:.2f}/"
+              f"{out_sets['heimed']['healthy_not_flagged']['value']:.2f} glauc {glaucoma_by_source} "
+              f"pairs same {r['size_pairs']['same_top']:.2f} ({r['seconds']} s)", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from clarityx.screening.files import write_text
+    write_text(args.out, json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

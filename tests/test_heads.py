@@ -1,0 +1,64 @@
+"""Heads fitted on cached pooled features become the Keras head exactly; outside-set figures."""
+import numpy as np
+import pytest
+
+from clarityx.data.external import OutsidePhoto
+from clarityx.training import heads as H
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite0_ms"])
+def test_a_head_fitted_on_pooled_features_is_the_keras_models_head(backbone, tmp_path):
+    from clarityx.model.backbones import BACKBONES
+    from clarityx.model.build import build_classifier
+    from clarityx.training.views import cache_features
+
+    rng = np.random.default_rng(0)
+    model = build_classifier(backbone, 3, 64, weights="lite0-imagenet")  # random weights give constant maps
+    pixels = np.repeat(np.repeat(rng.integers(0, 255, (24, 32, 32, 3)), 5, axis=1), 5, axis=2).astype(np.uint8)
+    paths = []
+    for i, px in enumerate(pixels):
+        from PIL import Image
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(px).save(paths[-1])
+    pooled = cache_features(paths, model.get_layer("backbone"), 64, "none", 0, tmp_path / "cache")
+    stats = H.channel_stats(pooled, H.FEATURE_SETS[BACKBONES[backbone].taps])
+    x = H.seed_inputs({k: v.astype(np.float32) for k, v in pooled.items()}, stats)
+    y = np.arange(24) % 3
+    fitted = H.fit_seed_head(x, y, x, y, 3, {0: 1.0, 1: 1.0, 2: 1.0}, epochs=3)
+    H.install_seed_head(model.get_layer("head"), fitted, stats)
+
+    from clarityx.screening.preprocess import prepare
+    from clarityx.screening.imageio import load_image
+    prepared = np.stack([prepare(load_image(p), 64) for p in paths]).astype(np.float32)  # 160 px → 64
+    expected = fitted.predict(x, verbose=0)
+    got = model.predict(prepared, verbose=0)
+    assert np.abs(got - expected).max() < 2e-3  # float16 cache against float32 maps
+    assert expected.std(axis=0).max() > 1e-3     # the answers differ between photos
+
+
+def photos(healthy, referable, dataset="mexico"):
+    return [OutsidePhoto(path=f"{i}.jpg", dataset=dataset, patient=f"p{i // 2}", healthy=h, referable=r)
+            for i, (h, r) in enumerate(zip(healthy, referable))]
+
+
+def test_outside_figures_count_both_sides():
+    classes = ["normal", "diabetic_retinopathy", "glaucoma"]
+    healthy = [True, True, True, True, False, False, False, False]
+    referable = [False, False, False, False, True, True, False, True]
+    probs = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.2, 0.1, 0.7], [0.5, 0.45, 0.05],
+                      [0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.5, 0.4, 0.1]])
+    r = H.outside_figures(probs, photos(healthy, referable), classes, threshold=0.4,
+                          accepted=np.array([True] * 7 + [False]), rounds=50)
+    assert r["healthy_called_normal"]["value"] == pytest.approx(3 / 4)
+    assert r["dr_found"]["value"] == pytest.approx(2 / 4)
+    assert r["referable_flagged"]["value"] == pytest.approx(3 / 3)
+    assert r["healthy_not_flagged"]["value"] == pytest.approx(3 / 4)   # 0.45 >= 0.4 is flagged
+    assert r["accepted"]["value"] == pytest.approx(7 / 8)
+    assert r["referable_auc"]["value"] == pytest.approx(11 / 12)  # 0.4 is below one healthy eye's 0.45
+    lo, hi = r["healthy_called_normal"]["ci95"]
+    assert 0 <= lo <= 0.75 <= hi <= 1
+
+
+def test_the_gates_limit_is_a_high_quantile_of_the_views():
+    d = np.arange(1000, dtype=float)
+    assert H.ood_limit(d) == pytest.approx(np.quantile(d, H.OOD_QUANTILE))

@@ -1,0 +1,99 @@
+"""The Retrain page tells a person what to expect (issue 19, items 14-16 and 18): how long training
+takes, when a dataset is too small to measure a model on, what a finished model was tested on, and
+that a stopped run stopped and kept nothing. The training run itself is faked here (test_retrain.py
+runs real ones)."""
+import json
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from clarityx.retrain import TrainingJob, allow_root
+from tests.conftest import synthetic_fundus
+from tests.test_app import APP
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "user" / "history.sqlite3"))
+    monkeypatch.setenv("CLARITYX_MODELS_DIR", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    return tmp_path
+
+
+def small_dataset(home, per_class: int = 10):
+    root = home / "datasets" / "mine"
+    for k, cls in enumerate(["normal", "cataract"]):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(synthetic_fundus(96, seed=500 + 100 * k + i)).save(root / cls / f"{i}.png")
+    allow_root(home / "datasets")
+    return root
+
+
+def retrain_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/retrain.py")
+    at.run()
+    return at
+
+
+def all_text(at) -> str:
+    return " ".join(e.value for kind in ("markdown", "caption", "warning", "info", "success")
+                    for e in getattr(at, kind))
+
+
+def test_the_time_estimate_follows_the_dataset_size():
+    from app_pages.retrain import duration_estimate
+
+    assert duration_estimate(40) != duration_estimate(4000) != duration_estimate(100_000)
+    assert "minutes" in duration_estimate(40) and "hours" in duration_estimate(100_000)
+
+
+def test_a_dataset_too_small_to_measure_is_warned_about_before_training(home):
+    folder = small_dataset(home)
+    at = retrain_page()
+    assert "an hour or more" not in all_text(at)
+    at.text_input(key="retrain_folder").set_value(str(folder))
+    at.run()
+    assert not at.exception
+    assert any("too small to measure" in w.value for w in at.warning)
+    assert "Training on 20 photos takes about" in all_text(at)
+
+
+def fake_run(monkeypatch, state: dict) -> dict:
+    monkeypatch.setattr(TrainingJob, "progress", lambda self: dict(state))
+    monkeypatch.setattr(TrainingJob, "running", lambda self: bool(state.get("running")))
+    monkeypatch.setattr(TrainingJob, "stop", lambda self: state.update(running=False, name=None))
+    return state
+
+
+def test_stop_says_it_stopped_and_what_was_kept(home, monkeypatch):
+    fake_run(monkeypatch, {"name": "halfway", "running": True, "stage": "head"})
+    at = retrain_page()
+    next(b for b in at.button if b.label == "Stop training").click()
+    at.run()
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "Stopped" in said and "halfway" in said and "installed models" in said
+
+
+def test_a_finished_model_shows_what_it_was_tested_on_and_warns_when_that_is_too_little(home, monkeypatch, tiny_model):
+    import shutil
+
+    model = home / "models" / "my_eyes.keras"
+    shutil.copy(tiny_model, model)
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    card.update(name="my_eyes", metrics={"test": {"n": 5, "accuracy": 0.6, "macro_f1": 0.5, "ece": 0.4,
+                                                  "intervals": {"accuracy": [0.2, 1.0]}}})
+    (home / "models" / "my_eyes.card.json").write_text(json.dumps(card))
+    state = fake_run(monkeypatch, {"name": "my_eyes", "running": True, "stage": "head"})
+    at = retrain_page()
+    state.update(running=False, stage="installed", model=str(model))  # it finishes while the page is open
+    at.run()
+    assert not at.exception
+    done = " ".join(s.value for s in at.success)
+    assert "my_eyes" in done and "5 held-out photos" in done and "60% [20%–100%]" in done
+    assert any("too small" in w.value for w in at.warning)
+    assert "Models installed: 2" in all_text(at)
