@@ -40,7 +40,7 @@ test: $(DEV_STAMP)
 # Versions already in a lock file are kept unless pyproject.toml rules them out (uv --upgrade: newest).
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "uv>=0.5"
-	$(LOCK) --extra train --extra test -o requirements-dev.txt
+	$(LOCK) --extra train --extra test --extra scale -o requirements-dev.txt
 	$(LOCK) --constraint requirements-dev.txt -o requirements.txt
 
 benchmark: $(DEV_STAMP)

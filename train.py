@@ -28,8 +28,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TensorFlow)
+from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS, PUBLIC_SOURCES  # noqa: E402  (no TF)
 from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
+from clarityx.training.distribute import DISTRIBUTE  # noqa: E402  (no TensorFlow)
 
 
 def strength(text: str) -> str | float:
@@ -63,8 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(other_findings and multiple_conditions test eyes are reported apart)")
     g.add_argument("--dr-grade0", choices=["keep", "drop", "normal"], default="normal",
                    help="what a diabetic_retinopathy image with a known DR grade 0 becomes")
-    g.add_argument("--dr-ungraded", choices=["keep", "drop"], default="drop",
-                   help="diabetic_retinopathy images without a known grade: keep, or drop as unreliable")
+    g.add_argument("--dr-ungraded", choices=["auto", "keep", "drop"], default="auto",
+                   help="diabetic_retinopathy images without a known grade: keep, drop as unreliable, or auto "
+                        "(drop them where photos with a known DR grade exist, as in the bundled data)")
+    g.add_argument("--dr-train-from-grade", type=int, default=2, choices=[0, 1, 2, 3, 4],
+                   help="fit the diabetic_retinopathy output on DR eyes of at least this known grade (2: moderate "
+                        "or worse, what a screening programme refers; mild eyes stay in validation and test). "
+                        "0: every DR eye")
     g.add_argument("--keep-augmented", action="store_true",
                    help="train on the dataset's pre-made augmented copies (train split only)")
     g.add_argument("--split-file", help="reuse this split CSV (default: <output>.split.csv, made if absent)")
@@ -114,6 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--dr-sensitivity", type=float, default=0.9,
                    help="referable-DR operating point: threshold chosen on validation for this sensitivity")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--distribute", choices=DISTRIBUTE, default="none",
+                   help="phase 2 on every GPU of this machine (mirrored) or of several (multi-worker, TF_CONFIG): "
+                        "--batch-size per GPU, --lr scaled by the number of GPUs (clarityx.training.distribute)")
     g = p.add_argument_group("output")
     g.add_argument("--output", default="models/clarityx.keras")
     g.add_argument("--name", help="model name in the card (default: output file stem)")
@@ -135,6 +144,9 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     if args.task == "dr-grade":
         samples = as_dr_grades(samples)
     else:
+        if args.dr_ungraded == "auto":  # drop ungraded DR photos only where graded ones exist to replace them
+            graded = any(s.label == "diabetic_retinopathy" and s.grade is not None for s in samples)
+            args.dr_ungraded = "drop" if graded else "keep"
         if args.dr_ungraded == "drop":
             samples = drop_ungraded_dr(samples)
         samples = relabel_dr_grade0(samples, args.dr_grade0)
@@ -156,6 +168,15 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
             raise SystemExit(f"error: the split file {split_file} was made from other data or options "
                              f"({len(stale)} photos missing or labelled otherwise now, e.g. {stale[0].path}); "
                              "delete it to make a new split, or name another with --split-file")
+        # Photos added since the split was made would land in no split: say so rather than leave them out.
+        kept = make_split(samples, report, args.val_frac, args.test_frac, args.seed, args.keep_augmented,
+                          calib_frac=args.calib_frac)
+        in_split = {s.path.resolve() for s in split.samples}
+        new = [s for s in kept.samples if s.path.resolve() not in in_split]
+        if new:
+            raise SystemExit(f"error: {len(new)} photos are in no split of {split_file} (added since it was made, "
+                             f"e.g. {new[0].path}); reusing it would leave them out silently. Delete it to make a "
+                             "new split (the test photos then change), or name another with --split-file")
         print(f"Reusing split {split_file}")
     else:
         split = make_split(samples, report, args.val_frac, args.test_frac, args.seed, args.keep_augmented,
@@ -232,7 +253,7 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     position = {str(s.path): i for i, s in enumerate(everything)}
     train_pos = {str(s.path): i for i, s in enumerate(train_split)}
     excluded = set(args.train_exclude_source or [])
-    used = [s for s in parts["train"] if (s.source or "unknown") not in excluded]
+    used = [s for s in parts["train"] if fitted_on(s, args)]
     labels = np.array([classes.index(s.label) for s in used], np.int32)
     views = [{k: v[[position[str(s.path)] for s in used]].astype(np.float32) for k, v in clean.items()}]
     for view in range(1, args.views + 1):
@@ -250,26 +271,42 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     return {"embeddings": [embed(H.seed_inputs(v, stats)) for v in views], "labels": labels,
             "validation_embeddings": embed(H.seed_inputs(val, stats)),
             "trained_on": {"photos": len(used), "views": len(views), "excluded_sources": sorted(excluded),
-                           "excluded_photos": len(parts["train"]) - len(used)}}
+                           "dr_eyes_from_grade": args.dr_train_from_grade,
+                           "left_out_photos": len(parts["train"]) - len(used)}}
 
 
-def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict) -> int:
+def fitted_on(sample, args: argparse.Namespace) -> bool:
+    """Whether a training-split photo is fitted on: not from an excluded source, and not a DR eye of a known
+    grade below ``--dr-train-from-grade`` (it stays in validation and test, as what it is)."""
+    if (sample.source or "unknown") in set(args.train_exclude_source or []):
+        return False
+    return not (args.dr_train_from_grade and sample.label == "diabetic_retinopathy" and sample.grade is not None
+                and sample.grade < args.dr_train_from_grade)
+
+
+def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict, strategy=None) -> int:
     """Phase 2: the whole network (BatchNorm frozen), augmentation, cosine schedule, early stopping,
     a checkpoint every epoch (``--resume``). Leaves the best validation-loss weights; returns epochs run."""
     import keras
-    import numpy as np
 
+    from clarityx.training import distribute as D
     from clarityx.training import steps as T
     from clarityx.data.augment import augmenter
 
+    strategy = strategy or D.make_strategy("none")
+    s = D.scale(args.batch_size, args.lr, strategy.num_replicas_in_sync)
     T.freeze_batchnorm(model)
     T.freeze_first_blocks(model.get_layer("backbone"), args.freeze_blocks)
-    steps = args.epochs * int(np.ceil(len(x["train"]) / args.batch_size))
+    per_epoch = D.steps_per_epoch(len(x["train"]), s.global_batch)
+    steps = args.epochs * per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
-        args.lr / 10, steps, alpha=0.01, warmup_target=args.lr, warmup_steps=max(1, steps // 20))
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    last, best, state = checkpoint_paths(args)
+        s.lr / 10, steps, alpha=0.01, warmup_target=s.lr, warmup_steps=max(1, steps // 20))
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # multi-worker: every worker saves (a collective), only the chief's files are kept
+    scratch = Path(args.cache_dir) / "workers"
+    last, best, state = (Path(D.worker_path(p, scratch)) for p in checkpoint_paths(args))
     last.parent.mkdir(parents=True, exist_ok=True)
     initial_epoch, seconds_before, best_loss = 0, 0.0, float("inf")
     if resumable(args):
@@ -278,7 +315,8 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
         saved = json.loads(state.read_text())
         initial_epoch, seconds_before = saved["epoch"], saved.get("seconds", 0.0)
         best_loss = saved.get("best_val_loss", best_loss)
-        print(f"Resuming phase 2 at epoch {initial_epoch} (optimizer step {int(model.optimizer.iterations)}, "
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # a MirroredVariable under a strategy
+        print(f"Resuming phase 2 at epoch {initial_epoch} (optimizer step {step}, "
               f"best validation loss so far {best_loss:.4f})")
     started = time.time()
 
@@ -302,13 +340,20 @@ def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: d
                     self.model.save_weights(tmp)
             write_text(state, json.dumps({"epoch": epoch + 1, "seconds": seconds_before + time.time() - started,
                                           "best_val_loss": self.best_loss,
-                                          "optimizer_step": int(self.model.optimizer.iterations)}))
+                                          "optimizer_step": int(keras.ops.convert_to_numpy(
+                                              self.model.optimizer.iterations))}))
 
+    if args.distribute == "none":  # as before
+        train, fit_args = (T.train_dataset(x["train"], y["train"], args.batch_size, args.seed,
+                                           augmenter(args.seed, args.aug_strength)), {"class_weight": class_weight})
+    else:  # global batches, sharded over the workers and split over the replicas by fit
+        train = D.sharded_dataset(len(x["train"]), D.from_arrays(x["train"], y["train"]), s.global_batch, args.seed,
+                                  augment=augmenter(args.seed, args.aug_strength), class_weight=class_weight,
+                                  image_shape=x["train"].shape[1:])
+        fit_args = {"steps_per_epoch": per_epoch}
     history = model.fit(
-        T.train_dataset(x["train"], y["train"], args.batch_size, args.seed, augmenter(args.seed, args.aug_strength)),
-        validation_data=T.eval_dataset(x["validation"], y["validation"], args.batch_size),
-        epochs=min(args.stop_after or args.epochs, args.epochs), initial_epoch=initial_epoch,
-        class_weight=class_weight, verbose=2,
+        train, validation_data=T.eval_dataset(x["validation"], y["validation"], s.global_batch),
+        epochs=min(args.stop_after or args.epochs, args.epochs), initial_epoch=initial_epoch, verbose=2, **fit_args,
         callbacks=[Checkpoint(best_loss), keras.callbacks.EarlyStopping(patience=args.patience),
                    progress_callback(args, "fine-tuning the whole network", args.epochs)])
     if best.exists():
@@ -406,6 +451,20 @@ def export_and_check_outside(output: Path, data_root: Path) -> dict:
     return outside
 
 
+def library_versions() -> dict:
+    """The versions that change what the model sees (OpenCV, Pillow, NumPy: pixels) and its numbers
+    (TensorFlow/Keras: training; ONNX Runtime: the app's engine)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("keras", "tensorflow", "tensorflow-cpu", "onnxruntime", "opencv-python-headless", "pillow", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def relative_to(root: Path, path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
@@ -429,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     from clarityx.model.build import build_classifier, save_card, save_model
     from clarityx.screening.ood import MahalanobisModel, ood_path
     from clarityx.training.heads import OOD_QUANTILE, ood_limit
+    from clarityx.training.distribute import is_chief, make_strategy
 
     T.set_seeds(args.seed)
+    strategy = make_strategy(args.distribute)  # before any model: its variables are made in its scope
     classes = args.classes.split(",") if args.classes else None
     output = Path(args.output)
     roots = [Path(d).parent if d.endswith(".csv") else Path(d) for d in args.data]
@@ -446,19 +507,23 @@ def main(argv: list[str] | None = None) -> int:
     # Pixels in memory only where the model itself runs: evaluation, and the training photos when phase 2
     # fine-tunes the network (phase 1 reads the feature cache).
     x = {k: T.load_pixels(v, args.img_size, Path(args.cache_dir), contrast=args.contrast)
-         if v and (k != "train" or args.epochs > 0 or args.init)
+         if v and (k != "train" or args.epochs > 0 or args.init or args.resume)
          else np.zeros((0, args.img_size, args.img_size, 3), np.uint8) for k, v in parts.items()}
     trainable = {k: x[k] if k != "test" else x[k][[s.label in index for s in parts[k]]] for k in x}
+    # Photos left out of the fit (--train-exclude-source, --dr-train-from-grade) are left out of every phase.
+    fit_mask = np.array([fitted_on(s, args) for s in parts["train"]], bool)
+    if len(trainable["train"]):
+        trainable["train"] = trainable["train"][fit_mask]
+    y["train"] = y["train"][fit_mask]
 
     try:
-        model = build_classifier(args.backbone, len(classes), args.img_size,
-                                 None if args.weights == "none" else args.weights)
+        with strategy.scope():
+            model = build_classifier(args.backbone, len(classes), args.img_size,
+                                     None if args.weights == "none" else args.weights)
     except WeightsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    excluded = set(args.train_exclude_source or [])
-    fit_labels = np.array([index[s.label] for s in parts["train"] if (s.source or "unknown") not in excluded],
-                          np.int32)
+    fit_labels = np.array([index[s.label] for s in parts["train"] if fitted_on(s, args)], np.int32)
     class_weight = T.class_weights(fit_labels, len(classes), args.class_weight)
     if args.init:
         try:
@@ -473,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         head_run = train_head(model, split, parts, y, classes, args, class_weight)
     phase1_s = time.time() - t0
     try:
-        phase2_epochs, phase2_s = fine_tune(model, trainable, y, args, class_weight) if args.epochs > 0 else (0, 0.0)
+        phase2_epochs, phase2_s = (fine_tune(model, trainable, y, args, class_weight, strategy) if args.epochs > 0
+                                   else (0, 0.0))
     except WriteFailed as exc:
         print(f"error: {exc} Free some space, then continue with the same command and --resume.", file=sys.stderr)
         return 1
@@ -486,11 +552,16 @@ def main(argv: list[str] | None = None) -> int:
         view_dist = ood.distance(np.concatenate(head_run["embeddings"][1:] or head_run["embeddings"]))
         val_dist = ood.distance(head_run["validation_embeddings"])
     else:
-        ood = MahalanobisModel.fit(T.embeddings(model, x["train"], args.batch_size), y["train"])
+        ood = MahalanobisModel.fit(T.embeddings(model, trainable["train"], args.batch_size), y["train"])
         view_dist = val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
+    ood_fitted_on = (f"the {OOD_QUANTILE:.1%} quantile of the augmented training views' distances (train.py)"
+                     if head_run is not None and args.epochs == 0 else
+                     f"the {OOD_QUANTILE:.1%} quantile of the validation photos' distances (train.py)")
     test_probe = (camera_probe(T.embeddings(model, x["test"], args.batch_size), parts["test"])
                   if len(x["test"]) else None)
 
+    # The public collections' licence and words belong on cards of models trained on them only.
+    public = bool({s.source for s in samples} & PUBLIC_SOURCES)
     card = ModelCard(
         name=args.name or output.stem,
         classes=classes,
@@ -504,12 +575,13 @@ def main(argv: list[str] | None = None) -> int:
         contrast=args.contrast,
         dr_threshold=calibration["dr_referable_threshold"],
         calibration=calibration,
-        intended_use=default_intended_use(classes),
-        limitations=default_limitations(classes),
+        intended_use=default_intended_use(classes, None if public else f"{len(samples)} photos of your own dataset"),
+        limitations=default_limitations(classes, camera_probe=test_probe is not None, public_data=public),
         data={
             "source": args.data,
-            "licence": "Research and non-commercial use only (ODIR-5K, EyePACS and other public "
-                       "collections); a model trained on them inherits that restriction.",
+            "licence": ("Research and non-commercial use only (ODIR-5K, EyePACS and other public "
+                        "collections); a model trained on them inherits that restriction." if public else
+                        "The licence of the dataset it was trained on applies to this model."),
             "label_mapping": label_mapping_table(),
             "task": args.task,
             "dr_grade0_policy": args.dr_grade0,
@@ -541,8 +613,7 @@ def main(argv: list[str] | None = None) -> int:
                "test_conditions": ["+".join(s.conditions) for s in parts["test"]]},
         metrics={**metrics, "camera_probe_test_normal_eyes": test_probe},
         gate={"max_ood_distance": ood_limit(view_dist),
-              "max_ood_distance_fitted_on": f"the {OOD_QUANTILE:.1%} quantile of the augmented training views' "
-                                            "distances (train.py)",
+              "max_ood_distance_fitted_on": ood_fitted_on,
               "ood_validation_distance_percentiles": {
                   str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},
         training={
@@ -553,9 +624,12 @@ def main(argv: list[str] | None = None) -> int:
             "arguments": dict(vars(args)),
             "total_seconds": round(time.time() - started),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-            "keras": keras.__version__, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "keras": keras.__version__, "library_versions": library_versions(),
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },
     )
+    if not is_chief():  # multi-worker: the chief writes the model, its card and the ONNX graph
+        return 0
     save_model(model, card, output)
     ood.save(ood_path(output))
     report_progress(args, stage="exporting the ONNX graph and checking the outside sets")

@@ -12,7 +12,8 @@ from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.screening.card_markdown import confusion_figure, gate_lines, test_lines
 
-NETWORKS = {"efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_b0": "EfficientNet-B0"}
+NETWORKS = {"efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_b0": "EfficientNet-B0",
+            "efficientnet_lite0_ms": "EfficientNet-Lite0, read at three depths (fine lesions and the whole eye)"}
 WEIGHTS = {"lite0-imagenet": "started from weights trained on ImageNet (everyday photos)",
            "imagenet": "started from weights trained on ImageNet (everyday photos)",
            "random": "started from scratch (no pre-training)", "none": "started from scratch (no pre-training)"}
@@ -32,6 +33,12 @@ POLICIES = {
 
 PY_DICT = re.compile(r"\{'[^{}]*\}")
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
+ENGINES = {"onnx": "ONNX Runtime, on this computer",
+           "keras": "TensorFlow, on this computer (no ONNX graph in step with this model file: "
+                    "`clarityx export --format onnx` makes one, and the app then starts faster)",
+           "tflite": "TensorFlow Lite, on this computer (no heat maps)"}
 
 
 def word(name: str) -> str:
@@ -116,7 +123,8 @@ if classifier is not None:
                 f"- **Photo size:** {card.input_size}×{card.input_size} pixels, cropped to the retina\n"
                 f"- **Camera normalisation:** {CONTRAST.get(card.contrast, card.contrast)}\n"
                 f"- **Calibration:** its probabilities are rescaled (temperature {card.temperature:.2f}) on "
-                "held-out photos not used to train it")
+                "held-out photos not used to train it\n"
+                f"- **Runs on:** {ENGINES.get(classifier.engine, classifier.engine)}")
     with st.expander("Technical details"):
         st.markdown(f"- **Architecture:** {card.architecture}\n- **Card version:** {card.version}")
     test = card.metrics.get("test")

@@ -2,15 +2,13 @@
 train in the background with live progress and a stop button; the new model joins the model list."""
 from __future__ import annotations
 
-import os
 
 import streamlit as st
 
 from app_pages.shared import DISCLAIMER
 from clarityx.retrain import RetrainRefused, TrainingJob, allow_root, allowed_roots, confine
-from clarityx.screening.catalogue import MODELS_DIR_ENV, available_models
-from clarityx.screening.engine import DEFAULT_MODEL
-from clarityx.screening.history import default_history_path
+from clarityx.screening import settings
+from clarityx.screening.catalogue import available_models
 
 TASKS = {"Eye conditions (the dataset's labels: normal, glaucoma, ...)": [],
          "Diabetic-retinopathy grade 0–4 (APTOS 2019, EyePACS or ODIR-5K grades)": ["--task", "dr-grade"]}
@@ -27,8 +25,7 @@ FIXED_SECONDS = 120  # start-up, the model's export and its card
 
 def job() -> TrainingJob:
     """This user's training run: its state beside the history, its model into the models folder."""
-    models = os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODEL.parent
-    return TrainingJob(default_history_path().parent / "training", models)
+    return TrainingJob(settings.training_dir(), settings.models_dir())
 
 
 @st.cache_data(show_spinner="Auditing the dataset…", max_entries=4)
@@ -81,7 +78,8 @@ def test_figures(card) -> tuple[str, bool]:
     ci = (test.get("intervals") or {}).get("accuracy")
     interval = f" [{ci[0]:.0%}–{ci[1]:.0%}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
     line = (f"Tested on **{n} held-out photos**: accuracy {test['accuracy']:.0%}{interval}, "
-            f"macro-F1 {test.get('macro_f1', float('nan')):.2f}, calibration error {test.get('ece', float('nan')):.2f}.")
+            f"macro-F1 {test.get('macro_f1', float('nan')):.2f}, "
+            f"calibration error {test.get('ece', float('nan')):.2f}.")
     return line, n < MIN_TEST_PHOTOS
 
 

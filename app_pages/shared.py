@@ -1,7 +1,6 @@
 """What the pages share: the model, loaded once per process in the background."""
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +10,7 @@ import streamlit as st
 
 from clarityx.loader import load_classifier
 from clarityx.screening.catalogue import available_models, remember_model, remembered_model
+from clarityx.screening import settings
 from clarityx.screening.engine import MODEL_ENV, CardedModel, default_model_path
 from clarityx.screening.errors import ClarityXError
 from clarityx.screening.gate import check_image
@@ -50,7 +50,7 @@ def chosen_model() -> str:
     """The model this session uses: the one picked in the sidebar, else ``$CLARITYX_MODEL`` (an
     explicit choice for this run), else the one remembered from last time, else the bundled one."""
     if "model_path" not in st.session_state:
-        remembered = None if os.environ.get(MODEL_ENV) else remembered_model()
+        remembered = None if settings.env(MODEL_ENV) else remembered_model()
         known = {str(m.path) for m in available_models()}
         st.session_state["model_path"] = remembered if remembered in known else str(default_model_path())
     return st.session_state["model_path"]

@@ -100,7 +100,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=True)
         elif result.status == "ok":
             ranked = ", ".join(f"{c} {p:.0%}" for c, p in result.ranked)
-            flag = " — possible referable diabetic retinopathy" if referable_flag(dict(result.ranked), threshold) else ""
+            flagged = referable_flag(dict(result.ranked), threshold)
+            flag = " — possible referable diabetic retinopathy" if flagged else ""
             print(f"{path}: {result.top} ({ranked}){flag}", flush=True)
         else:
             print(f"{path}: {result.status}: {result.message}", flush=True)

@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--to", required=True)
     ap.add_argument("--candidates", nargs="+", required=True)
     ap.add_argument("--probes", nargs="*", default=[])
+    ap.add_argument("--version", help="the bundled model's version (README: what changed in each)")
     ap.add_argument("--preprocessing-comparison", help="scripts/compare_preprocessing.py's JSON, for the card")
     args = ap.parse_args()
 
@@ -60,6 +61,8 @@ def main() -> None:
 
     card = ModelCard.load(card_path(best))
     card.name = target.stem
+    if args.version:
+        card.version = args.version
     card.comparison = [row(p, p == best) for p in candidates + [Path(p) for p in args.probes]]
     card.data["defects_handled"] = data_decisions(card.data["dr_grade0_policy"], card.data["dr_ungraded_policy"],
                                                   card.data["pre_made_augmented_copies"] != "excluded",

@@ -10,9 +10,12 @@ Selection rule (written before the runs, README "Model v3"): among candidates, t
 with the operating point (prior correction, temperature, DR threshold at 90% validation sensitivity) chosen
 on validation and calibration photos only. The test split is never read here.
 
-Candidates: the seed head (Dense 512 on max + mean of the last map: the deployable architecture) or a
-logistic regression on every pooled map (``multi``: last map max/mean/GeM, stages 5 and 6 max/mean), on
-clean views only or clean + K augmented views, with or without the retina_dataset photos.
+Candidates (``--only`` picks by name ``FEATURES-HEAD-viewsK-retina_keep|drop``): features ``last`` (max and mean of
+the last map, as the v2 head) or ``multiscale`` (and of the ends of stages 6 and 5); head ``mlp`` (the seed
+architecture: a four-member ensemble, exactly Dense 512 → softmax) or ``lr`` (logistic regression); clean views
+only or clean + K augmented views; with or without the retina_dataset photos; ``--dr-min-grade 2``: the DR output
+fitted on moderate-or-worse eyes. Only the gate's acceptance is not measured here (no gate on cached features):
+``train.py`` reports it for the chosen candidate, on the outside sets through the app's own path.
 """
 from __future__ import annotations
 
@@ -71,13 +74,15 @@ def main() -> int:
     p.add_argument("--C", type=float, default=0.001, help="inverse L2 strength of the logistic regression")
     p.add_argument("--lr", type=float, default=1e-3, help="MLP head: Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="MLP head: AdamW weight decay")
+    p.add_argument("--head-seed", type=int, default=0, help="seed of the MLP head's initialisation and order")
+    p.add_argument("--dr-min-grade", type=int, default=0, help="leave DR eyes of a lower known grade out of the fit")
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     p.add_argument("--out", default="runs/compare_heads.json")
     args = p.parse_args()
 
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score, roc_auc_score
-    
+
     from clarityx.data.datasets import CLASSES
     from clarityx.screening.calibration import apply_temperature
     from clarityx.screening.grades import REFERABLE_FROM, referable_scores
@@ -90,6 +95,7 @@ def main() -> int:
     split = np.array([s.split for s in samples])
     label = np.array([classes.index(s.label) if s.label in classes else -1 for s in samples])
     source = np.array([s.source or "unknown" for s in samples])
+    grade = np.array([-1 if s.grade is None else s.grade for s in samples])
     part = {k: np.flatnonzero((split == k) & (label >= 0)) for k in ("train", "validation", "calibration")}
     train_all = np.flatnonzero(split == "train")  # the order of the "train" cache list
     train_known = label[train_all] >= 0
@@ -101,10 +107,14 @@ def main() -> int:
     results = []
     for features, head, views, retina in candidates:
         name = f"{features}-{head}-views{views}-retina_{retina}"
+        tag = name + (f"-dr_from_grade{args.dr_min_grade}" if args.dr_min_grade else "") + f"-seed{args.head_seed}"
         if args.only and name not in args.only:
             continue
         t0 = time.time()
         keep = train_known & ((source[train_all] != "retina_dataset") if retina == "drop" else True)
+        if args.dr_min_grade:  # train the DR output on eyes of at least this grade only
+            keep &= ~((label[train_all] == classes.index("diabetic_retinopathy")) & (grade[train_all] >= 0)
+                      & (grade[train_all] < args.dr_min_grade))
         tr_rows = train_all[keep]
         x_tr = [rows(f_all, tr_rows)] + [rows(v, np.flatnonzero(keep)) for v in f_views[:views]]
         y_tr = np.concatenate([label[tr_rows]] * (1 + views))
@@ -116,7 +126,7 @@ def main() -> int:
         x_fit = H.seed_inputs(stack(x_tr), stats)
         if head == "mlp":
             fitted = H.fit_seed_head(x_fit, y_tr, H.seed_inputs(evals["validation"], stats), label[part["validation"]],
-                                     len(classes), cw, seed=args.seed, weight_decay=args.weight_decay,
+                                     len(classes), cw, seed=args.head_seed, weight_decay=args.weight_decay,
                                      lr=args.lr)
             raw = {k: fitted.predict(H.seed_inputs(v, stats), verbose=0, batch_size=512) for k, v in evals.items()}
         else:
@@ -151,7 +161,7 @@ def main() -> int:
         pooled_auc = float(roc_auc_score(ref_out[both], score_out[both]))
         small, big = probs["outside"][orig_index], probs["originals"]
         r = {
-            "name": name, "features": features, "head": head, "augmented_views": views, "retina_dataset": retina,
+            "name": tag, "features": features, "head": head, "augmented_views": views, "retina_dataset": retina,
             "train_rows": int(len(y_tr)), "seconds": round(time.time() - t0, 1),
             "prior_strength": strength, "temperature": temperature, "dr_threshold": threshold,
             "validation_macro_f1": float(f1_score(y_val, pred, average="macro")),
@@ -166,7 +176,7 @@ def main() -> int:
         }
         r["score"] = 0.5 * r["validation_macro_f1_odir_eyepacs"] + 0.5 * pooled_auc
         results.append(r)
-        print(f"{name:32s} score {r['score']:.3f} valF1 {r['validation_macro_f1']:.3f} "
+        print(f"{tag:32s} score {r['score']:.3f} valF1 {r['validation_macro_f1']:.3f} "
               f"(odir+eyepacs {r['validation_macro_f1_odir_eyepacs']:.3f}) valAUC {r['validation_referable_auc']:.3f} "
               f"outAUC {pooled_auc:.3f} (mx {out_sets['mexico']['referable_auc']['value']:.3f} "
               f"hei {out_sets['heimed']['referable_auc']['value']:.3f}) healthy→normal mx "

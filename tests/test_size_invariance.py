@@ -18,7 +18,8 @@ MEXICO = ROOT.parent / "shared" / "data" / "external" / "mexico"
 BUNDLED = ROOT / "models" / "clarityx_lite0.keras"
 # Stated tolerances (measured on the bundled model; README "One look for every size"):
 PROBABILITY_TOLERANCE = 0.15   # largest change of any class probability between sizes, per photo
-SAME_TOP_SHARE = 0.85          # share of photo pairs whose top answer is the same at both sizes
+SAME_TOP_SHARE = 0.85          # share of outside photo pairs whose top answer is the same at both sizes (v3: 86%)
+MEDIAN_PAIR_CHANGE = 0.06      # median over those pairs of the largest probability change (v3: 0.05)
 
 
 def at_side(rgb: np.ndarray, side: int) -> np.ndarray:
@@ -89,7 +90,7 @@ def test_the_same_outside_photo_at_512_and_1000_px_gets_the_same_answer():
     big = np.stack([p.probabilities for p in classifier.predict(
         np.stack([classifier.prepare(load_image(p.original)) for p in pairs]))])
     assert (small.argmax(1) == big.argmax(1)).mean() >= SAME_TOP_SHARE
-    assert np.median(np.abs(small - big).max(axis=1)) <= PROBABILITY_TOLERANCE / 3
+    assert np.median(np.abs(small - big).max(axis=1)) <= MEDIAN_PAIR_CHANGE
 
 
 def test_the_image_gate_gives_the_same_verdict_at_400_1000_and_3000_px():

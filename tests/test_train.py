@@ -35,6 +35,11 @@ def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     assert card["audit"]["patients_in_two_splits"] == 0
     assert set(card["data"]["counts"]) == {"train", "validation", "calibration", "test"}
     assert card["calibration"]["fitted_on"].startswith("calibration") and len(card["log_prior_correction"]) == 4
+    # A card says what is true of its own data: not the public collections' licence, no camera probe it never ran.
+    assert "your own dataset" in card["intended_use"] and "at home" not in card["intended_use"]
+    assert card["data"]["licence"].startswith("The licence of the dataset")
+    assert not any("camera probe" in x for x in card["limitations"])
+    assert out.with_name("tiny.onnx").is_file()  # the app's engine, exported by every run
     test = card["metrics"]["test"]
     assert test["n"] == len(card["split"]["test_files"]) > 0
     assert len(test["confusion_matrix"]) == 4 and 0 <= test["macro_f1"] <= 1
@@ -78,6 +83,16 @@ def test_a_split_file_from_other_data_is_not_reused_silently(tiny_dataset, tmp_p
     assert (tmp_path / "m.split.csv").is_file()
     (tiny_dataset / "glaucoma" / "3.png").rename(tiny_dataset / "normal" / "g3.png")  # relabelled since
     with pytest.raises(SystemExit, match="made from other data or options"):
+        train.prepare_data(args, None)
+
+
+def test_a_reused_split_refuses_photos_added_since(tiny_dataset, tmp_path):
+    import train
+
+    args = train.parse_args(["--data", str(tiny_dataset), "--output", str(tmp_path / "m.keras")])
+    train.prepare_data(args, None)
+    Image.fromarray(synthetic_fundus(160, seed=4242)).save(tiny_dataset / "normal" / "new.png")
+    with pytest.raises(SystemExit, match="1 photos are in no split"):
         train.prepare_data(args, None)
 
 

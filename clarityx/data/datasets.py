@@ -35,6 +35,9 @@ LAYOUTS = ("folders", "aptos", "glaucoma", "odir", "manifest")
 OTHER_FINDINGS = "other_findings"   # an abnormal eye with none of the model's conditions
 MULTIPLE = "multiple_conditions"    # an eye with two or more of the model's conditions
 REPORTED_APART = (OTHER_FINDINGS, MULTIPLE)
+# Sources of the public research collections (readers below, and the shared manifest's `source` column):
+# a model trained on any of them inherits their research-only licence, and its card says so.
+PUBLIC_SOURCES = frozenset({"odir", "eyepacs", "retina_dataset", "augmented_copy", "aptos", "g1020", "origa"})
 # Default --group-pattern: "123_left.jpg" and "123_right.jpg" are one patient.
 EYE_PAIR_PATTERN = r"^(\d+)_(?:left|right)\b"
 

@@ -101,6 +101,9 @@ def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="top_bn")(x)
     x = layers.Activation(activation, name="top_activation")(x)
     if taps == "multiscale":
+        if img_size % 32:
+            raise ValueError(f"a multiscale backbone needs an input side that is a multiple of 32 (got {img_size}): "
+                             "otherwise stage 5's pooled grid has a ragged edge and its mean is not stage 5's mean")
         model = keras.Model(inputs, x)
         s5 = model.get_layer(TAP_LAYERS["s5"]).output
         x = layers.Concatenate(name="multiscale")([

@@ -125,7 +125,23 @@ def export(model: str | Path | None, fmt: str, quantize: str | None = None,
     for companion in (card_path, ood_path):  # beside the model they are already shared (same stem)
         if companion(model_path).is_file() and companion(model_path) != companion(out):
             shutil.copy(companion(model_path), companion(out))
+    if quantize and card_path(out).is_file():
+        mark_quantized(card_path(out), quantize, model_path.name)
     return out
+
+
+def mark_quantized(card_file: Path, quantize: str, source: str) -> None:
+    """A quantised export keeps the float32 model's card, but says that its figures (metrics, temperature,
+    DR threshold, OOD limit) were measured on the float32 model: ``clarityx evaluate --model`` re-measures."""
+    from clarityx.screening.card import ModelCard
+
+    card = ModelCard.load(card_file)
+    note = (f"{quantize} export of {source}: every figure in this card (metrics, temperature, referable-DR "
+            "threshold, out-of-distribution limit) was measured on the float32 model; this file's probabilities "
+            "can differ from it by a few hundredths. Re-measure with `clarityx evaluate DATA --model` this file.")
+    card.limitations = [note, *card.limitations]
+    card.metrics = {**card.metrics, "measured_on": f"the float32 model {source}, not this {quantize} export"}
+    card.save(card_file)
 
 
 class TFLiteClassifier(CardedModel):

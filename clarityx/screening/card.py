@@ -21,8 +21,13 @@ def _names(classes) -> str:
     return ", ".join(c.replace("_", " ") for c in classes)
 
 
-def default_intended_use(classes) -> str:
-    """What a model with these outputs is for, in a user's words."""
+def default_intended_use(classes, data: str | None = None) -> str:
+    """What a model with these outputs is for, in a user's words (``data``: what it was trained on, for a
+    model trained on a person's own photos; the bundled model's words otherwise)."""
+    if data:
+        return (f"Trained on {data}: ranks how much a retinal fundus photograph resembles each of "
+                f"{_names(classes)}, for the people and cameras that data comes from. Not a diagnosis; it cannot "
+                "rule disease out.")
     if is_grade_model(classes):
         return ("Screening aid for adults with diabetes at home: grades how much diabetic retinopathy a retinal "
                 "fundus photograph shows (0 none, 1 mild, 2 moderate, 3 severe, 4 proliferative) and flags "
@@ -33,8 +38,9 @@ def default_intended_use(classes) -> str:
             + ". Not a diagnosis; it cannot rule disease out.")
 
 
-def default_limitations(classes) -> list[str]:
-    """The limitations every card of a model with these outputs states."""
+def default_limitations(classes, camera_probe: bool = True, public_data: bool = True) -> list[str]:
+    """The limitations every card of a model with these outputs states (``camera_probe``: the card has a
+    camera probe to point to; ``public_data``: trained on the public research collections)."""
     out = ["A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule "
            "disease out."]
     if is_grade_model(classes):
@@ -44,10 +50,12 @@ def default_limitations(classes) -> list[str]:
     else:
         out.append(f"Knows {len(classes)} classes ({_names(classes)}). Other conditions — {UNRECOGNISED} — "
                    "are not recognised and may be called 'normal'; the card says how often.")
-    out += ["Trained on public research photos from a few cameras and hospitals; accuracy on other cameras, "
-            "smartphone adapters and populations is unknown and likely lower.",
-            "The model can still tell the camera apart (see the camera probe in the card): some of what it "
-            "learned may be the camera rather than the disease."]
+    out.append(("Trained on public research photos from a few cameras and hospitals" if public_data else
+                "Trained on one dataset's photos") + "; accuracy on other cameras, smartphone adapters and "
+               "populations is unknown and likely lower.")
+    if camera_probe:
+        out.append("The model can still tell the camera apart (see the camera probe in the card): some of what it "
+                   "learned may be the camera rather than the disease.")
     if "diabetic_retinopathy" in classes:
         out.append("Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is "
                    "flagged at a threshold chosen for 90% sensitivity on validation photos, and mild "

@@ -13,9 +13,10 @@ def gate_lines(gate: dict) -> list[str]:
     measured = gate.get("measured")
     if not measured:
         return []
+    fitted_on = measured.get("ood_threshold_fitted_on") or (
+        f"the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th percentile")
     return [f"- Out-of-distribution threshold {measured['ood_threshold']:.2f} (Mahalanobis distance of "
-            f"the embedding), the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th "
-            "percentile.",
+            f"the embedding): {fitted_on}.",
             f"- Held-out test fundus photos wrongly refused: {measured['test_fundus_wrongly_refused']} "
             f"{measured['test_refusal_reasons']}",
             f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
@@ -108,14 +109,16 @@ def outside_lines(outside: dict) -> list[str]:
         cells = []
         for key, _ in OUTSIDE_FIGURES:
             m = r.get(key)
-            cells.append("–" if not m else f"{_pct(m['value'])}{_ci(m['ci95'])} of {m['n']}")
+            missing = not m or m["value"] != m["value"]  # absent, or NaN: no eye to count
+            cells.append("–" if missing else f"{_pct(m['value'])}{_ci(m['ci95'])} of {m['n']}")
         auc = r.get("referable_auc")
-        cells.append("–" if not auc else f"{auc['value']:.3f}{_ci3(auc['ci95'])}")
+        cells.append("–" if not auc or auc["value"] != auc["value"] else f"{auc['value']:.3f}{_ci3(auc['ci95'])}")
         lines.append(f"| {name} | {r['photos']} | " + " | ".join(cells) + " |")
     pairs = [(name, r["size_pairs"]) for name, r in outside.items() if r.get("size_pairs")]
     for name, sp in pairs:
         lines += ["", f"Same photo at two sizes ({name}: {sp['sizes']}): the same top answer in "
-                      f"{_pct(sp['same_top'])} of {sp['n']}; the largest probability change {sp['max_abs_difference']:.3f}."]
+                      f"{_pct(sp['same_top'])} of {sp['n']}; the largest probability change "
+                      f"{sp['max_abs_difference']:.3f}."]
     return lines + [""]
 
 
@@ -158,7 +161,7 @@ def render(card) -> str:
     if outside:
         lines += ["## Outside check", "", *outside]
     if card.comparison:
-        lines += ["## Runs compared (the bundled run was chosen on validation macro-F1)", "",
+        lines += ["## Runs compared", "",
                   "| run | kind | validation macro-F1 | test macro-F1 | test accuracy | lowest recall | notes |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['run']} | {r.get('kind', '')} | {r.get('validation_macro_f1', float('nan')):.3f} | "

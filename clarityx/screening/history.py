@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sqlite3
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from clarityx.screening.errors import ClarityXError
+from clarityx.screening.settings import HISTORY_ENV, history_path
 
-HISTORY_ENV = "CLARITYX_HISTORY"
 THUMBNAIL_SIDE = 128
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"  # how a visit's time is shown everywhere: local time with its zone
 
@@ -43,16 +41,9 @@ class HistoryUnavailable(ClarityXError):
 
 
 def default_history_path() -> Path:
-    """``$CLARITYX_HISTORY``, else the per-user data folder of this platform."""
-    if os.environ.get(HISTORY_ENV):
-        return Path(os.environ[HISTORY_ENV])
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "clarityx" / "history.sqlite3"
+    """``$CLARITYX_HISTORY``, else the per-user data folder of this platform (local, not roaming:
+    see :mod:`clarityx.screening.settings`)."""
+    return history_path()
 
 
 def local(moment: datetime) -> datetime:

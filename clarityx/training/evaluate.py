@@ -138,12 +138,23 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
                                 accepted=accepted[ok], rounds=rounds)
         entry["gate_reasons"] = reasons
         entry["unreadable"] = int((~ok).sum())
+        if entry["unreadable"]:  # an unreadable photo is a photo not accepted
+            from clarityx.training.metrics import bootstrap_interval
+
+            groups = [p.patient for p in photos]
+            entry["accepted"] = {"value": float(accepted.mean()), "n": len(photos),
+                                 "ci95": bootstrap_interval(lambda i: float(accepted[i].mean()), len(photos), groups,
+                                                            rounds=rounds)}
         pairs = [(i, p) for i, p in enumerate(photos) if p.original is not None and ok[i]]
         if pairs:
             big, _, _ = run_photos(classifier, [p.original for _, p in pairs], batch_size)
             small = probs[[i for i, _ in pairs]]
-            entry["size_pairs"] = {"n": len(pairs), "same_top": float((small.argmax(1) == big.argmax(1)).mean()),
-                                   "max_abs_difference": float(np.nanmax(np.abs(small - big))),
+            both = ~np.isnan(big).any(axis=1)
+            small, big = small[both], big[both]
+            entry["size_pairs"] = {"n": int(both.sum()),
+                                   "same_top": float((small.argmax(1) == big.argmax(1)).mean()),
+                                   "max_abs_difference": float(np.abs(small - big).max()),
+                                   "median_max_abs_difference": float(np.median(np.abs(small - big).max(axis=1))),
                                    "sizes": "as stored (512 px) and the original file"}
         report[name] = entry
     return report
@@ -283,9 +294,10 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
 
     normal = classes.index("normal") if "normal" in classes else None
     by_source = {}
-    def source_f1(idx, present):
+    def source_f1(idx, present=None):
         from sklearn.metrics import f1_score
-        return f1_score(y[idx], pred[idx], labels=present, average="macro", zero_division=0)
+        labels = sorted(set(y[idx])) if present is None else present
+        return f1_score(y[idx], pred[idx], labels=labels, average="macro", zero_division=0)
 
     for name in sorted(set(src[ki])):
         idx = ki[src[ki] == name]
@@ -293,7 +305,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         entry = {"n": int(idx.size), "accuracy": float((pred[idx] == y[idx]).mean()),
                  # over the classes this source has (a class it lacks would count as an F1 of 0)
                  "macro_f1": float(source_f1(idx, present)),
-                 "macro_f1_ci": _ci(lambda b: source_f1(idx[b], present), idx.size, grp[idx], rounds),
+                 "macro_f1_ci": _ci(lambda b: source_f1(idx[b]), idx.size, grp[idx], rounds),
                  "recall": {classes[c]: float((pred[idx][y[idx] == c] == c).mean()) for c in sorted(set(y[idx]))},
                  "labels": {classes[c]: int((y[idx] == c).sum()) for c in sorted(set(y[idx]))}}
         if normal is not None and (y[idx] == normal).any():
@@ -305,13 +317,17 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
     report["by_source"] = by_source
 
     if dr_threshold is not None and referable_columns(classes):
-        gi = np.array([i for i, g in enumerate(grades) if g is not None], int)
+        # The same eyes the threshold was chosen on (validation eyes of the model's classes with a known
+        # grade): eyes with other findings only, or with two conditions, are reported apart.
+        gi = np.array([i for i, g in enumerate(grades) if g is not None and known[i]], int)
         g = np.array([grades[i] for i in gi])
         flagged = referable_scores(probs[gi], classes) >= dr_threshold
         positive = g >= REFERABLE_FROM
         sens, spec = sensitivity_specificity(flagged, positive)
         report["referable_dr"] = {
-            "threshold": float(dr_threshold), "definition": "grade >= 2 (moderate NPDR or worse)",
+            "threshold": float(dr_threshold),
+            "definition": "grade >= 2 (moderate NPDR or worse) against grade 0-1, over the eyes of the model's "
+                          "classes with a known DR grade (the population the threshold was chosen on)",
             "positives": int(positive.sum()), "negatives": int((~positive).sum()),
             "sensitivity": sens, "specificity": spec,
             "sensitivity_ci": _ci(lambda b: flagged[b][positive[b]].mean() if positive[b].any() else np.nan,

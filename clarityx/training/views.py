@@ -9,7 +9,7 @@ lossless), exposure, contrast, gamma, colour temperature, saturation, blur and s
 rotation, flips and field-of-view jitter.
 
 The cache keeps, per view, the pooled maps the head and the candidates compared in the README read
-(:data:`clarityx.model.backbones.TAP_LAYERS`): max and mean of the last map (the bundled head's input), its generalised mean
+(:data:`clarityx.model.backbones.TAP_LAYERS`): max and mean of the last map, its generalised mean
 (GeM, p = 3; Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human annotation",
 TPAMI 2018), and max and mean of the 112- and 192-channel maps of stages 5 and 6.
 """
@@ -99,7 +99,12 @@ def random_view(rgb: np.ndarray, size: int, contrast: str, rng: np.random.Genera
 def pooled_extractor(backbone: keras.Model) -> keras.Model:
     """Backbone → ``{"last_max", "last_mean", "last_gem", "s5_max", ...}`` pooled vectors."""
     outputs = {}
+    names = {layer.name for layer in backbone.layers}
     for tag, layer in TAP_LAYERS.items():
+        if layer not in names:  # e.g. Keras' own EfficientNetB0 names its blocks otherwise: its last map only
+            if tag == "last":
+                raise ValueError(f"the backbone has no {layer!r} layer")
+            continue
         fmap = backbone.get_layer(layer).output
         outputs[f"{tag}_max"] = keras.ops.max(fmap, axis=(1, 2))
         outputs[f"{tag}_mean"] = keras.ops.mean(fmap, axis=(1, 2))
@@ -159,6 +164,11 @@ def cache_features(paths: list[str], backbone: keras.Model, size: int, contrast:
     with ThreadPoolExecutor(threads) as pool:
         for c, start in enumerate(range(0, len(paths), chunk)):
             part = folder / f"chunk-{c:05d}.npz"
+            expected = min(start + chunk, len(paths)) - start
+            if part.is_file():  # a chunk from a run with another chunk size is recomputed
+                with np.load(part) as z:
+                    if len(z[z.files[0]]) != expected:
+                        part.unlink()
             if not part.is_file():
                 pixels = np.stack(list(pool.map(one, range(start, min(start + chunk, len(paths))))))
                 out: dict[str, list] = {}
