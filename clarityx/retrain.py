@@ -33,7 +33,8 @@ from clarityx.screening.files import write_text
 
 TRAIN_PY = Path(__file__).resolve().parent.parent / "train.py"
 # A model's files, in the order they are installed: the card last (it makes the model visible).
-COMPANIONS = (".keras", ".onnx", ".ood.npz", ".split.csv", ".audit.json", ".card.md", ".card.json")  # .onnx: the app's engine
+# What a run leaves beside its model (the .onnx graph is the app's engine: installed with the model)
+COMPANIONS = (".keras", ".onnx", ".ood.npz", ".split.csv", ".audit.json", ".card.md", ".card.json")
 _RUNNING: dict[int, subprocess.Popen] = {}  # children of this process (so they can be reaped)
 TOKEN_FLAG = "--token="
 

@@ -15,7 +15,7 @@ from clarityx.retrain import (_RUNNING, RetrainRefused, TrainingJob, allow_root,
 from tests.conftest import synthetic_fundus
 from tests.test_app import APP
 
-TINY = ["--backbone", "efficientnet_lite0", "--weights", "none", "--img-size", "64", "--epochs", "0",
+TINY = ["--backbone", "efficientnet_lite0", "--weights", "lite0-imagenet", "--img-size", "64", "--epochs", "0",
         "--head-epochs", "2", "--batch-size", "8"]
 
 

@@ -25,7 +25,8 @@ def tiny_dataset(tmp_path):
 def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     out = tmp_path / "models" / "tiny.keras"
     cmd = [sys.executable, str(ROOT / "train.py"), "--data", str(tiny_dataset), "--backbone", "efficientnet_lite0",
-           "--weights", "none", "--img-size", "64", "--head-epochs", "2", "--epochs", "1", "--batch-size", "8",
+           "--weights", "lite0-imagenet", "--img-size", "64", "--head-epochs", "2", "--epochs", "1",
+           "--batch-size", "8",
            "--output", str(out), "--cache-dir", str(tmp_path / "cache")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -124,7 +125,8 @@ def g1020_download(root: Path, per_label: int = 16) -> Path:
 
 def train_tiny(data: Path, out: Path, *extra: str) -> dict:
     cmd = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--backbone", "efficientnet_lite0",
-           "--weights", "none", "--img-size", "64", "--head-epochs", "2", "--epochs", "0", "--batch-size", "8",
+           "--weights", "lite0-imagenet", "--img-size", "64", "--head-epochs", "2", "--epochs", "0",
+           "--batch-size", "8",
            "--val-frac", "0.2", "--test-frac", "0.2", "--output", str(out), "--cache-dir", str(out.parent / "cache"),
            *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -175,7 +177,7 @@ def test_fine_tuning_can_start_from_a_trained_model_of_the_same_shape(tmp_path):
 
     other = tmp_path / "aptos_model.keras"  # five outputs: cannot start a two-class model
     train_tiny(aptos_download(tmp_path / "aptos", per_grade=6), other, "--task", "dr-grade", "--head-epochs", "1")
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(data), "--weights", "none",
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(data), "--weights", "lite0-imagenet",
                            "--backbone", "efficientnet_lite0", "--img-size", "64", "--init", str(other),
                            "--output", str(tmp_path / "bad.keras"), "--cache-dir", str(tmp_path / "cache")],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)

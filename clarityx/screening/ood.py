@@ -30,7 +30,8 @@ class MahalanobisModel:
         centred = features - means[np.searchsorted(classes, labels)]
         cov = centred.T @ centred / max(len(features) - 1, 1)
         # Shrink towards the diagonal's mean: the embedding is 512-d, the classes small.
-        cov = (1 - shrinkage) * cov + shrinkage * np.eye(len(cov)) * np.trace(cov) / len(cov)
+        # (a floor on the scale: constant embeddings, e.g. of an untrained network, still give an inverse)
+        cov = (1 - shrinkage) * cov + shrinkage * np.eye(len(cov)) * max(np.trace(cov) / len(cov), 1e-6)
         return cls(means.astype(np.float32), np.linalg.inv(cov).astype(np.float32))
 
     def distance(self, features: np.ndarray) -> np.ndarray:

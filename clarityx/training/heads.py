@@ -113,31 +113,42 @@ def install_seed_head(head, fitted, stats: dict) -> None:
     bn = head.get_layer("head_bn")
     if abs(bn.epsilon - BN_EPSILON) > 1e-12:
         raise ValueError(f"the head's BatchNorm epsilon {bn.epsilon} is not {BN_EPSILON}")
-    means = np.concatenate([stats[stage]["bn"][0] for stage, _ in layout]).astype(np.float32)
-    variances = np.concatenate([stats[stage]["bn"][1] for stage, _ in layout]).astype(np.float32)
+    # BatchNorm: z = γ (f − m) / s with s = √(v + ε) and γ = s / σ_ref, i.e. z = (f − m) / σ_ref, where σ_ref is
+    # the spread of the pooling each channel mainly feeds (its max for the max-pooled stage-5 copy, its mean
+    # otherwise). The Dense rows then only carry ratios of spreads near 1, which keeps the int8 export close.
+    means, variances, gammas = [], [], []
+    for stage, pooled_by in layout:
+        m, v = stats[stage]["bn"]
+        ref = stats[stage]["max" if pooled_by == "max" else "mean"][1]
+        means.append(m)
+        variances.append(v)
+        gammas.append(np.sqrt(v + BN_EPSILON) / ref)
+    means, variances, gammas = (np.concatenate(a) for a in (means, variances, gammas))
     channels = means.size
-    bn.set_weights([np.ones(channels, np.float32), np.zeros(channels, np.float32), means, variances])
+    bn.set_weights([gammas.astype(np.float32), np.zeros(channels, np.float32), means.astype(np.float32),
+                    variances.astype(np.float32)])
     w, b = (np.asarray(t, np.float64) for t in fitted.get_layer("embedding").get_weights())
     sizes = {stage: stats[stage]["bn"][0].size for stage in stats}
-    offset, rows = 0, {}
+    offset, blocks = 0, {}
     for kind in ("max", "mean"):
         for stage in stats:
-            # The fitted input (f − μ)/σ equals the BatchNorm output (f − m)/s times s/σ, plus (m − μ)/σ.
-            m, v = stats[stage]["bn"]
-            mu, sd = stats[stage][kind]
-            block = w[offset:offset + sizes[stage]]
-            rows[(stage, kind)] = block * (np.sqrt(v + BN_EPSILON) / sd)[:, None]
-            b = b + ((m - mu) / sd) @ block
+            blocks[(stage, kind)] = w[offset:offset + sizes[stage]]
             offset += sizes[stage]
-    full = np.zeros((2 * channels, w.shape[1]), np.float32)
+    # The fitted input (f − μ)/σ equals z · σ_ref/σ plus (m − μ)/σ.
+    full = np.zeros((2 * channels, w.shape[1]), np.float64)
     start = 0
     for stage, pooled_by in layout:
         n = sizes[stage]
+        m = stats[stage]["bn"][0]
+        ref = stats[stage]["max" if pooled_by == "max" else "mean"][1]
         for k, kind in enumerate(("max", "mean")):
             if pooled_by in ("any", kind):  # "max": max-pooled channels; "mean": average-pooled ones
-                full[k * channels + start:k * channels + start + n] = rows[(stage, kind)]
+                mu, sd = stats[stage][kind]
+                block = blocks[(stage, kind)]
+                full[k * channels + start:k * channels + start + n] = block * (ref / sd)[:, None]
+                b = b + ((m - mu) / sd) @ block
         start += n
-    head.get_layer("embedding").set_weights([full, b.astype(np.float32)])
+    head.get_layer("embedding").set_weights([full.astype(np.float32), b.astype(np.float32)])
     head.get_layer("probabilities").set_weights(fitted.get_layer("probabilities").get_weights())
 
 
