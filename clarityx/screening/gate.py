@@ -47,7 +47,8 @@ THRESHOLDS = {
     "max_brightness": 252.0,      # (max seen 251; cataract photos are often very bright)
     "washed_out_brightness": 200.0,  # a refused image this bright and featureless is called
     "washed_out_sharpness": 2.0,     # over-exposed rather than "not a fundus photo"
-    "min_sharpness": 0.25,        # fine green-channel detail inside the field of view (min seen 0.35)
+    "min_sharpness": 0.375,       # fine green-channel detail inside the field of view: the 0.1% quantile of
+                                  # training photos (scripts/fit_sharpness.py; 0.25 caught half of blurred photos)
     "max_sharpness": 7.0,         # a retina has little fine texture (max seen 5.6; natural photos 3-13)
     "max_corner_brightness": 90.0,  # corners of the field of view's box are dark outside a round
                                     # field (99% of training photos under 70; natural photos 90-200)
