@@ -16,6 +16,9 @@ from clarityx.model.backbones import build_backbone
 from clarityx.screening.card import ModelCard, card_path, markdown_path
 
 
+EMBEDDING_WIDTH = 512  # the embedding the gate's out-of-distribution test reads
+
+
 def build_head(feature_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     fmap = keras.Input(feature_shape, name="feature_map")
     x = layers.BatchNormalization(name="head_bn")(fmap)
@@ -23,7 +26,7 @@ def build_head(feature_shape: tuple[int, int, int], num_classes: int) -> keras.M
         layers.GlobalMaxPooling2D(name="max_pool")(x),
         layers.GlobalAveragePooling2D(name="avg_pool")(x),
     ])
-    emb = layers.Dense(512, activation="relu", name="embedding")(pooled)
+    emb = layers.Dense(EMBEDDING_WIDTH, activation="relu", name="embedding")(pooled)
     x = layers.Dropout(0.4, name="dropout")(emb)
     probs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(fmap, probs, name="head")

@@ -49,7 +49,6 @@ def seed_inputs(pooled: dict[str, np.ndarray], stats: dict) -> np.ndarray:
     return np.concatenate([z(s, "max") for s in stats] + [z(s, "mean") for s in stats], axis=1).astype(np.float32)
 
 
-EMBEDDING_WIDTH = 512  # the head's embedding (clarityx.model.build.build_head): the gate reads it
 
 
 def _fit_member(x, y, x_val, y_val, num_classes, class_weight, seed, width, epochs, lr, weight_decay, patience):
@@ -83,6 +82,8 @@ def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     """
     import keras
     from keras import layers
+
+    from clarityx.model.build import EMBEDDING_WIDTH
 
     width = EMBEDDING_WIDTH // members
     fitted = [_fit_member(x, y, x_val, y_val, num_classes, class_weight, seed * 1000 + m, width, epochs, lr,
