@@ -64,7 +64,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from clarityx.screening.files import WriteFailed, atomic_path
     from clarityx.screening.heatmap import overlay
-    from clarityx.screening.pipeline import Result, decode, finish, gate_and_prepare
+    from clarityx.screening.pipeline import Result, finish, prepare_file
     from clarityx.screening.report import referable_flag
 
     if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)
@@ -110,16 +110,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # Each photo's slot in the batch: its refusal now, or its pixels for the model; printed in order.
         slots: list[tuple[Path, Result | None, np.ndarray | None, np.ndarray | None]] = []
         for path in batch:
-            rgb = pixels = failed = None
-            if not path.exists():
-                failed = Result("error", f"No such file or folder: {path}")
-            else:
-                try:
-                    rgb, failed = decode(path)
-                    if not failed:
-                        pixels, failed = gate_and_prepare(rgb, classifier)
-                except Exception as exc:  # one bad file never stops the run
-                    failed = Result("error", f"{type(exc).__name__}: {exc}")
+            rgb, pixels, failed = prepare_file(path, classifier)
             slots.append((path, failed, rgb, pixels))
         ready = [pixels for _, failed, _, pixels in slots if failed is None]
         predictions = iter(classifier.predict(np.stack(ready), explain=bool(heatmap_dir)) if ready else [])

@@ -118,13 +118,6 @@ def line(path: str, result, threshold: float | None, as_json: bool) -> str:
     return f"{path}: {result.status}: {result.message}"
 
 
-def missing(path: str):
-    """The single-process engine's row for a named file that does not exist."""
-    from clarityx.screening.pipeline import Result
-
-    return Result("error", f"No such file or folder: {path}")
-
-
 _CARDS: dict[str, object] = {}  # per worker process: the model's card and gate statistics, read once
 
 
@@ -132,7 +125,7 @@ def prepare_batch(batch: dict[str, np.ndarray], model_path: str, as_json: bool) 
     """A Ray task: decode, gate and prepare each photo (``pipeline.decode`` and ``gate_and_prepare``, as the
     single-process engine). A photo that fails gets its row now; the others get their prepared pixels."""
     from clarityx.screening.engine import CardedModel
-    from clarityx.screening.pipeline import Result, decode, gate_and_prepare
+    from clarityx.screening.pipeline import prepare_file
 
     card = _CARDS.get(model_path)
     if card is None:
@@ -142,15 +135,7 @@ def prepare_batch(batch: dict[str, np.ndarray], model_path: str, as_json: bool) 
     lines = [""] * n  # a photo that fails has its line now; the others get theirs from the model actor
     for i in range(n):
         path, file = str(batch["path"][i]), str(batch["file"][i])
-        if not os.path.exists(file):
-            failed = missing(path)
-        else:
-            try:
-                rgb, failed = decode(file)
-                if not failed:
-                    prepared, failed = gate_and_prepare(rgb, card)
-            except Exception as exc:  # one bad file never stops the run
-                failed = Result("error", f"{type(exc).__name__}: {exc}")
+        _, prepared, failed = prepare_file(file, card, name=path)
         if failed:
             lines[i] = line(path, failed, card.card.dr_threshold, as_json)
         else:

@@ -34,15 +34,20 @@ def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
     return lists
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cache_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that name a feature cache (shared with scripts/compare_heads.py, which reads it)."""
     p.add_argument("--split", default="models/clarityx_lite0.split.csv")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--contrast", default="clahe")
-    p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--cache-dir", default=".cache")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random views")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cache_arguments(p)
+    p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3])
     args = p.parse_args()
 
     from clarityx.model.backbones import build_backbone

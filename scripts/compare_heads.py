@@ -63,14 +63,11 @@ def stack(ds):
 
 
 def main() -> int:
+    from cache_views import cache_arguments
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", default="models/clarityx_lite0.split.csv")
-    p.add_argument("--data", default="../shared/data")
-    p.add_argument("--size", type=int, default=384)
-    p.add_argument("--contrast", default="clahe")
+    cache_arguments(p)
     p.add_argument("--views", type=int, default=2, help="augmented training views in the cache")
-    p.add_argument("--cache-dir", default=".cache")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--C", type=float, default=0.001, help="inverse L2 strength of the logistic regression")
     p.add_argument("--lr", type=float, default=1e-3, help="MLP head: Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="MLP head: AdamW weight decay")

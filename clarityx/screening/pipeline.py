@@ -4,7 +4,9 @@ The app, the CLI and ``clarityx evaluate`` all go through :func:`analyse`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +59,27 @@ def gate_and_prepare(rgb: np.ndarray, classifier: CardedModel) -> tuple[np.ndarr
     if rejection:
         return None, rejected(rejection, rgb)
     return classifier.prepare(rgb), None
+
+
+def missing_file(name: str) -> Result:
+    """The row of a named file that does not exist."""
+    return Result("error", f"No such file or folder: {name}")
+
+
+def prepare_file(path: str | Path, classifier: CardedModel, name: str | None = None
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, Result | None]:
+    """A named file → (photo, model input, None), or its refusal (…, None, Result). Never raises: a missing,
+    unreadable or unexpected file is a row (``name``: how the row names the file; default ``path``)."""
+    if not os.path.exists(path):
+        return None, None, missing_file(str(name or path))
+    try:
+        rgb, failed = decode(path)
+        if failed:
+            return None, None, failed
+        pixels, failed = gate_and_prepare(rgb, classifier)
+        return rgb, pixels, failed
+    except Exception as exc:  # one bad file never stops a run
+        return None, None, Result("error", f"{type(exc).__name__}: {exc}")
 
 
 def finish(classifier: CardedModel, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction) -> Result:

@@ -48,56 +48,37 @@ def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test"
     samples = [s for s in samples if s.label in classifier.classes or s.label in REPORTED_APART]
     if not any(s.label in classifier.classes for s in samples):
         raise ValueError("no labelled images of the model's classes found")
-    kept, probs, embeddings, gate_reasons, unreadable = [], [], [], Counter(), []
-    for start in range(0, len(samples), batch_size):
-        batch, pixels = [], []
-        for s in samples[start:start + batch_size]:
-            rgb, failed = decode(s.path)
-            if failed:
-                unreadable.append(str(s.path))
-                continue
-            rejection = check_image(rgb)
-            if rejection:
-                gate_reasons[rejection.reason] += 1
-            batch.append((s, rejection is not None))
-            pixels.append(classifier.prepare(rgb))
-        if not pixels:
-            continue
-        for (s, gated), p in zip(batch, classifier.predict(np.stack(pixels))):
-            if not gated:
-                rejection = check_embedding(classifier, p.embedding)
-                if rejection:
-                    gate_reasons[rejection.reason] += 1
-            kept.append(s)
-            probs.append(p.probabilities)
-            embeddings.append(p.embedding)
+    probs, embeddings, _, gate_reasons, readable = run_photos(classifier, [s.path for s in samples], batch_size)
+    kept = [s for s, ok in zip(samples, readable) if ok]
     report = screening_report(
-        np.array(probs), [s.label for s in kept], classifier.classes,
+        probs[readable], [s.label for s in kept], classifier.classes,
         sources=[s.source or "unknown" for s in kept], grades=[s.grade for s in kept],
         groups=[s.group or str(s.path) for s in kept], conditions=[s.conditions for s in kept],
         dr_threshold=classifier.card.dr_threshold, rounds=rounds)
-    report["camera_probe_test_normal_eyes"] = camera_probe(np.array(embeddings), kept)
+    report["camera_probe_test_normal_eyes"] = camera_probe(embeddings[readable], kept)
     report["gate"] = {"refused": int(sum(gate_reasons.values())), "of": len(kept),
                       "reasons": dict(gate_reasons)}
-    report["unreadable"] = unreadable
+    report["unreadable"] = [str(s.path) for s, ok in zip(samples, readable) if not ok]
     report["model"] = str(classifier.path)
     report["outside"] = evaluate_outside(classifier, data, batch_size, rounds)
     return report
 
 
 def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32):
-    """Every photo through the app's path (decode → gate → prepare → model → out-of-distribution check).
+    """Every photo through the app's path (decode → gate → prepare → model → out-of-distribution check). The
+    model answers every readable photo, refused or not (figures are over every readable photo).
 
-    Returns (probabilities (N, C) with NaN rows for unreadable photos, accepted (N,) bool, reasons)."""
+    Returns (probabilities (N, C) and embeddings (N, D), NaN rows for unreadable photos; accepted (N,) bool;
+    the gate's refusal reasons {reason: count}; readable (N,) bool)."""
     probs = np.full((len(paths), len(classifier.classes)), np.nan)
-    accepted = np.zeros(len(paths), bool)
+    embeddings = None
+    accepted, readable = np.zeros(len(paths), bool), np.zeros(len(paths), bool)
     reasons: Counter = Counter()
     for start in range(0, len(paths), batch_size):
         rows, pixels, gated = [], [], []
         for i in range(start, min(start + batch_size, len(paths))):
             rgb, failed = decode(paths[i])
             if failed:
-                reasons[failed.reason or "unreadable"] += 1
                 continue
             rejection = check_image(rgb)
             if rejection:
@@ -108,12 +89,16 @@ def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32):
         if not pixels:
             continue
         for i, was_gated, p in zip(rows, gated, classifier.predict(np.stack(pixels))):
-            probs[i] = p.probabilities
+            if embeddings is None:
+                embeddings = np.full((len(paths), p.embedding.size), np.nan, np.float32)
+            probs[i], embeddings[i], readable[i] = p.probabilities, p.embedding, True
             rejection = None if was_gated else check_embedding(classifier, p.embedding)
             if rejection:
                 reasons[rejection.reason] += 1
             accepted[i] = not was_gated and rejection is None
-    return probs, accepted, dict(reasons)
+    if embeddings is None:
+        embeddings = np.zeros((len(paths), 0), np.float32)
+    return probs, embeddings, accepted, dict(reasons), readable
 
 
 def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int = 32, rounds: int = 1000) -> dict:
@@ -131,8 +116,7 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
         return {}
     report: dict = {}
     for name, photos in read_outside(external).items():
-        probs, accepted, reasons = run_photos(classifier, [p.path for p in photos], batch_size)
-        ok = ~np.isnan(probs).any(axis=1)
+        probs, _, accepted, reasons, ok = run_photos(classifier, [p.path for p in photos], batch_size)
         kept = [p for p, k in zip(photos, ok) if k]
         entry = outside_figures(probs[ok], kept, classifier.classes, classifier.card.dr_threshold,
                                 accepted=accepted[ok], rounds=rounds)
@@ -147,7 +131,7 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
                                                             rounds=rounds)}
         pairs = [(i, p) for i, p in enumerate(photos) if p.original is not None and ok[i]]
         if pairs:
-            big, _, _ = run_photos(classifier, [p.original for _, p in pairs], batch_size)
+            big = run_photos(classifier, [p.original for _, p in pairs], batch_size)[0]
             small = probs[[i for i, _ in pairs]]
             both = ~np.isnan(big).any(axis=1)
             small, big = small[both], big[both]
