@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS, PUBLIC_SOURCES  # noqa: E402  (no TF)
+from clarityx.screening.classes import DIABETIC_RETINOPATHY  # noqa: E402
 from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 from clarityx.training.distribute import DISTRIBUTE  # noqa: E402  (no TensorFlow)
 
@@ -145,7 +146,7 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
         samples = as_dr_grades(samples)
     else:
         if args.dr_ungraded == "auto":  # drop ungraded DR photos only where graded ones exist to replace them
-            graded = any(s.label == "diabetic_retinopathy" and s.grade is not None for s in samples)
+            graded = any(s.label == DIABETIC_RETINOPATHY and s.grade is not None for s in samples)
             args.dr_ungraded = "drop" if graded else "keep"
         if args.dr_ungraded == "drop":
             samples = drop_ungraded_dr(samples)
@@ -280,7 +281,7 @@ def fitted_on(sample, args: argparse.Namespace) -> bool:
     grade below ``--dr-train-from-grade`` (it stays in validation and test, as what it is)."""
     if (sample.source or "unknown") in set(args.train_exclude_source or []):
         return False
-    return not (args.dr_train_from_grade and sample.label == "diabetic_retinopathy" and sample.grade is not None
+    return not (args.dr_train_from_grade and sample.label == DIABETIC_RETINOPATHY and sample.grade is not None
                 and sample.grade < args.dr_train_from_grade)
 
 

@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER
+from clarityx.screening.classes import NORMAL
 from clarityx.screening.history import History, HistoryUnavailable, Visit, local, shown_time
 from clarityx.screening.report import png_data_uri
 
@@ -31,8 +32,8 @@ def default_conditions(visits: list[Visit]) -> list[str]:
     for v in visits:
         for e in v.eyes:
             probs = e.probabilities or {}
-            chosen.update(c for c, p in probs.items() if c != "normal" and p >= WORTH_A_LINE)
-            if probs and max(probs, key=probs.get) != "normal":
+            chosen.update(c for c, p in probs.items() if c != NORMAL and p >= WORTH_A_LINE)
+            if probs and max(probs, key=probs.get) != NORMAL:
                 chosen.add(max(probs, key=probs.get))
     return [c for c in conditions_of(visits) if c in chosen]
 

@@ -24,9 +24,10 @@ def main() -> None:
     from clarityx.screening.imageio import load_image
     from clarityx.model.keras_engine import Classifier
     from clarityx.data.split import read_split
+    from clarityx.screening.classes import NORMAL
 
     classifier = Classifier(args.model, warm_up=False)
-    eyes = [s for s in read_split(args.split).of("test") if s.label == "normal" and s.source in ("odir", "eyepacs")]
+    eyes = [s for s in read_split(args.split).of("test") if s.label == NORMAL and s.source in ("odir", "eyepacs")]
     emb = []
     for i in range(0, len(eyes), 32):
         pixels = np.stack([classifier.prepare(load_image(s.path)) for s in eyes[i:i + 32]])

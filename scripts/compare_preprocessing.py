@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clarityx.data.datasets import CLASSES, load_datasets, relabel_dr_grade0  # noqa: E402
+from clarityx.screening.classes import DIABETIC_RETINOPATHY, NORMAL  # noqa: E402
 from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 
 
@@ -48,13 +49,13 @@ def main() -> None:
     samples, _ = load_datasets(args.data)
     samples = [s for s in relabel_dr_grade0(samples, "normal")
                if s.label in CLASSES and not s.path.name.startswith("_")
-               and not (s.label == "diabetic_retinopathy" and s.grade is None and s.source == "eyepacs")]
+               and not (s.label == DIABETIC_RETINOPATHY and s.grade is None and s.source == "eyepacs")]
     rng = np.random.default_rng(0)
     rng.shuffle(samples)
     train, val, per = [], [], Counter()
     for s in samples:
         part = "val" if bucket(s.group, s.path.name) < 0.3 else "train"
-        key = (part, s.label, s.source if s.label == "normal" else "")
+        key = (part, s.label, s.source if s.label == NORMAL else "")
         if per[key] < (args.per_class if part == "train" else args.per_class // 2):
             per[key] += 1
             (val if part == "val" else train).append(s)
@@ -76,7 +77,7 @@ def main() -> None:
         probe = camera_probe(np.concatenate([f_tr, f_va]), train + val)
         results[contrast] = {
             "validation_macro_f1": float(f1_score(y_va, pred, average="macro")),
-            "validation_dr_recall": float(recall_score(y_va, pred, labels=[index["diabetic_retinopathy"]],
+            "validation_dr_recall": float(recall_score(y_va, pred, labels=[index[DIABETIC_RETINOPATHY]],
                                                        average="macro")),
             "camera_probe_balanced_accuracy": probe["balanced_accuracy"],
         }

@@ -25,11 +25,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from clarityx.screening.card import SIX_CLASSES
+from clarityx.screening.classes import CLASSES  # noqa: F401  (the bundled model's conditions: train.py, scripts)
+from clarityx.screening.classes import DIABETIC_RETINOPATHY, GLAUCOMA, NORMAL, odir_keywords
 from clarityx.screening.grades import GRADE_CLASSES
 from clarityx.screening.imageio import is_image_path
 
-CLASSES = SIX_CLASSES  # the bundled model's conditions, in its output order
 LAYOUTS = ("folders", "aptos", "glaucoma", "odir", "manifest")
 # Labels that are not model classes but are kept through the split, for honest reporting:
 OTHER_FINDINGS = "other_findings"   # an abnormal eye with none of the model's conditions
@@ -41,28 +41,11 @@ PUBLIC_SOURCES = frozenset({"odir", "eyepacs", "retina_dataset", "augmented_copy
 # Default --group-pattern: "123_left.jpg" and "123_right.jpg" are one patient.
 EYE_PAIR_PATTERN = r"^(\d+)_(?:left|right)\b"
 
-# ODIR-5K per-eye keywords -> (condition, DR grade). Condition None: a finding that describes the
-# photo, not the eye (ignored). "other": an abnormality the model has no class for. Suspected
+# ODIR-5K per-eye keywords -> (condition, DR grade), from the class table
+# (clarityx.screening.classes). Condition None: a finding that describes the photo, not the eye
+# (ignored). Any other keyword is "other": an abnormality the model has no class for. Suspected
 # findings are "other": a suspicion is not a label to train on, and the eye is not normal.
-ODIR_KEYWORDS: dict[str, tuple[str | None, int | None]] = {
-    "normal fundus": ("normal", 0),
-    "mild nonproliferative retinopathy": ("diabetic_retinopathy", 1),
-    "moderate non proliferative retinopathy": ("diabetic_retinopathy", 2),
-    "severe nonproliferative retinopathy": ("diabetic_retinopathy", 3),
-    "proliferative diabetic retinopathy": ("diabetic_retinopathy", 4),
-    "severe proliferative diabetic retinopathy": ("diabetic_retinopathy", 4),
-    "diabetic retinopathy": ("diabetic_retinopathy", None),
-    "cataract": ("cataract", None),
-    "glaucoma": ("glaucoma", None),
-    "dry age-related macular degeneration": ("age_related_macular_degeneration", None),
-    "wet age-related macular degeneration": ("age_related_macular_degeneration", None),
-    "age-related macular degeneration": ("age_related_macular_degeneration", None),
-    "pathological myopia": ("pathological_myopia", None),
-    "myopia retinopathy": ("pathological_myopia", None),
-    "myopic maculopathy": ("pathological_myopia", None),
-    "lens dust": (None, None),
-    "low image quality": (None, None),
-}
+ODIR_KEYWORDS: dict[str, tuple[str | None, int | None]] = odir_keywords()
 
 
 @dataclass(frozen=True)
@@ -82,7 +65,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _grade_label(grade: int) -> str:
-    return "normal" if grade == 0 else "diabetic_retinopathy"
+    return NORMAL if grade == 0 else DIABETIC_RETINOPATHY
 
 
 def patient_of(name: str, pattern: str | None, prefix: str) -> str | None:
@@ -127,7 +110,7 @@ def odir_eye(keywords: str) -> tuple[str, int | None, tuple[str, ...]]:
             if grade is not None:
                 grades.append(grade)
         dr_unknown |= "diabetic" in word and grade is None
-    diseases = sorted(conditions - {"normal"})
+    diseases = sorted(conditions - {NORMAL})
     # The DR grade of every eye a doctor read: 0 where no retinopathy was named.
     grade = max(grades) if grades else (None if dr_unknown else 0)
     if len(diseases) > 1:
@@ -136,7 +119,7 @@ def odir_eye(keywords: str) -> tuple[str, int | None, tuple[str, ...]]:
         return diseases[0], grade, tuple(diseases)
     if other or not conditions:
         return OTHER_FINDINGS, grade, ()
-    return "normal", 0, ("normal",)
+    return NORMAL, 0, (NORMAL,)
 
 
 def read_odir(root: Path) -> list[Sample]:
@@ -201,13 +184,13 @@ def read_glaucoma(root: Path) -> list[Sample]:
         for row in _read_csv(g1020):
             patient_key = _patient_column(row)
             group = f"g1020:{row[patient_key]}" if patient_key else None
-            label = "glaucoma" if int(row["binaryLabels"]) == 1 else "normal"
+            label = GLAUCOMA if int(row["binaryLabels"]) == 1 else NORMAL
             samples.append(Sample(images / row["imageID"], label, group=group, source="g1020"))
     origa = _first_existing(root, ["ORIGA/OrigaList.csv", "OrigaList.csv"])
     if origa is not None:
         images = origa.parent / "Images"
         for row in _read_csv(origa):
-            label = "glaucoma" if int(row["Glaucoma"]) == 1 else "normal"
+            label = GLAUCOMA if int(row["Glaucoma"]) == 1 else NORMAL
             samples.append(Sample(images / row["Filename"], label, source="origa"))
     return samples
 
@@ -295,7 +278,7 @@ def drop_ungraded_dr(samples: list[Sample]) -> list[Sample]:
     In the Kaggle four-class set, 44% of the DR images with a public EyePACS grade are
     grade 0 (no DR): the ungraded ones are as noisy, so they cannot be trusted as labels.
     """
-    return [s for s in samples if s.label != "diabetic_retinopathy" or s.grade is not None]
+    return [s for s in samples if s.label != DIABETIC_RETINOPATHY or s.grade is not None]
 
 
 def relabel_dr_grade0(samples: list[Sample], policy: str) -> list[Sample]:
@@ -304,11 +287,11 @@ def relabel_dr_grade0(samples: list[Sample], policy: str) -> list[Sample]:
         return samples
     out = []
     for s in samples:
-        if s.label == "diabetic_retinopathy" and s.grade == 0:
+        if s.label == DIABETIC_RETINOPATHY and s.grade == 0:
             if policy == "drop":
                 continue
             if policy == "normal":
-                s = replace(s, label="normal")
+                s = replace(s, label=NORMAL)
             else:
                 raise ValueError(f"unknown DR grade-0 policy {policy!r}")
         out.append(s)
@@ -322,4 +305,4 @@ def as_dr_grades(samples: list[Sample]) -> list[Sample]:
     return [replace(s, label=GRADE_CLASSES[s.grade], conditions=())
             for s in samples
             if s.grade is not None and 0 <= s.grade < len(GRADE_CLASSES)
-            and s.label in ("normal", "diabetic_retinopathy")]
+            and s.label in (NORMAL, DIABETIC_RETINOPATHY)]

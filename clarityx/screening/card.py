@@ -8,13 +8,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clarityx.screening.classes import CLASSES, DIABETIC_RETINOPATHY, UNRECOGNISED
 from clarityx.screening.grades import is_grade_model
 
 CARD_SUFFIX = ".card.json"
-
-SIX_CLASSES = ("normal", "cataract", "diabetic_retinopathy", "glaucoma", "age_related_macular_degeneration",
-               "pathological_myopia")
-UNRECOGNISED = ("hypertensive retinopathy, vein occlusion, epiretinal membrane, retinal detachment, tumours")
 
 
 def _names(classes) -> str:
@@ -34,7 +31,7 @@ def default_intended_use(classes, data: str | None = None) -> str:
                 "possible referable retinopathy (grade 2 or worse). Not a diagnosis; it cannot rule disease out.")
     return ("Screening aid for adults at home: ranks how much a retinal fundus photograph resembles "
             f"each of {_names(classes)}"
-            + (" and flags possible referable diabetic retinopathy" if "diabetic_retinopathy" in classes else "")
+            + (" and flags possible referable diabetic retinopathy" if DIABETIC_RETINOPATHY in classes else "")
             + ". Not a diagnosis; it cannot rule disease out.")
 
 
@@ -56,7 +53,7 @@ def default_limitations(classes, camera_probe: bool = True, public_data: bool = 
     if camera_probe:
         out.append("The model can still tell the camera apart (see the camera probe in the card): some of what it "
                    "learned may be the camera rather than the disease.")
-    if "diabetic_retinopathy" in classes:
+    if DIABETIC_RETINOPATHY in classes:
         out.append("Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is "
                    "flagged at a threshold chosen for 90% sensitivity on validation photos, and mild "
                    "retinopathy is often missed.")
@@ -66,7 +63,7 @@ def default_limitations(classes, camera_probe: bool = True, public_data: bool = 
     return out
 
 
-LIMITATIONS = default_limitations(SIX_CLASSES)
+LIMITATIONS = default_limitations(CLASSES)
 
 
 @dataclass
@@ -85,7 +82,7 @@ class ModelCard:
     contrast: str = "none"                            # preprocess.prepare's camera normalisation
     dr_threshold: float | None = None                 # P(DR) from which referable DR is flagged
     calibration: dict = field(default_factory=dict)
-    intended_use: str = default_intended_use(SIX_CLASSES)
+    intended_use: str = default_intended_use(CLASSES)
     limitations: list[str] = field(default_factory=lambda: list(LIMITATIONS))
     data: dict = field(default_factory=dict)
     audit: dict = field(default_factory=dict)

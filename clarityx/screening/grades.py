@@ -13,11 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-GRADE_PREFIX = "dr_grade_"
-GRADE_CLASSES = tuple(f"{GRADE_PREFIX}{g}" for g in range(5))
-GRADE_NAMES = ("no diabetic retinopathy", "mild non-proliferative diabetic retinopathy",
-               "moderate non-proliferative diabetic retinopathy",
-               "severe non-proliferative diabetic retinopathy", "proliferative diabetic retinopathy")
+from clarityx.screening.classes import DIABETIC_RETINOPATHY, GRADE_PREFIX, GRADES
+
+GRADE_CLASSES = tuple(c.key for c in GRADES)
 REFERABLE_FROM = 2  # moderate NPDR or worse
 
 
@@ -37,7 +35,7 @@ def referable_columns(classes: Sequence[str]) -> list[int]:
     """The outputs whose probabilities add up to the referable-DR score (empty: the model has none)."""
     if is_grade_model(classes):
         return [i for i, c in enumerate(classes) if grade_of(c) >= REFERABLE_FROM]
-    return [i for i, c in enumerate(classes) if c == "diabetic_retinopathy"]
+    return [i for i, c in enumerate(classes) if c == DIABETIC_RETINOPATHY]
 
 
 def referable_score_name(classes: Sequence[str]) -> str:

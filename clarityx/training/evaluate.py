@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clarityx.data.datasets import REPORTED_APART, Sample, as_dr_grades, load_dataset
+from clarityx.data.datasets import MULTIPLE, OTHER_FINDINGS, REPORTED_APART, Sample, as_dr_grades, load_dataset
+from clarityx.screening.classes import NORMAL
 from clarityx.screening.engine import CardedModel
 from clarityx.screening.gate import check_embedding, check_image
 from clarityx.screening.grades import REFERABLE_FROM, grade_of, is_grade_model, referable_columns, referable_scores
@@ -276,7 +277,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         intervals["quadratic_weighted_kappa"] = _ci(on(kappa), len(ki), grp[ki], rounds)
     report["intervals"] = intervals
 
-    normal = classes.index("normal") if "normal" in classes else None
+    normal = classes.index(NORMAL) if NORMAL in classes else None
     by_source = {}
     def source_f1(idx, present=None):
         from sklearn.metrics import f1_score
@@ -322,7 +323,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
                                  for k in range(5) if (g == k).any()},
         }
 
-    other = np.flatnonzero(labels_a == "other_findings")
+    other = np.flatnonzero(labels_a == OTHER_FINDINGS)
     if other.size and normal is not None:
         confident = (pred[other] == normal) & (probs[other, normal] >= 0.8)
         report["other_findings"] = {
@@ -330,7 +331,7 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
             "called_normal_p_ge_0.8": float(confident.mean()),
             "called_normal_p_ge_0.8_ci": _ci(lambda b: confident[b].mean(), other.size, grp[other], rounds),
             "top_class": {classes[c]: int((pred[other] == c).sum()) for c in sorted(set(pred[other]))}}
-    multi = np.flatnonzero(labels_a == "multiple_conditions")
+    multi = np.flatnonzero(labels_a == MULTIPLE)
     if multi.size:
         hit = np.array([classes[pred[i]] in conditions[i] for i in multi])
         report["multiple_conditions"] = {"n": int(multi.size), "top_is_one_of_its_conditions": float(hit.mean())}
@@ -347,7 +348,7 @@ def camera_probe(embeddings: np.ndarray, samples: list[Sample], a: str = "odir",
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    idx = [i for i, s in enumerate(samples) if s.label == "normal" and s.source in (a, b)]
+    idx = [i for i, s in enumerate(samples) if s.label == NORMAL and s.source in (a, b)]
     src = np.array([samples[i].source == b for i in idx])
     if len(idx) < 20 or src.sum() < 5 or (~src).sum() < 5:
         return None
