@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Cache frozen Lite0 pooled features of the split's photos and the outside sets, view by view.
+"""Cache frozen EfficientNet-Lite pooled features of the split's photos and the outside sets, view by view.
 
     python scripts/cache_views.py --split models/clarityx_lite0.split.csv --data ../shared/data \
         --size 384 --contrast clahe --views 0 1 2 3
@@ -42,6 +42,14 @@ def cache_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contrast", default="clahe")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--seed", type=int, default=0, help="seed of the random views")
+    p.add_argument("--variant", default="lite0", help="the EfficientNet-Lite backbone: lite0 | lite1 | lite2")
+
+
+def frozen_backbone(args):
+    """The frozen ImageNet backbone whose pooled maps the cache holds."""
+    from clarityx.model.backbones import build_backbone
+
+    return build_backbone(f"efficientnet_{args.variant}", args.size, f"{args.variant}-imagenet")
 
 
 def main() -> int:
@@ -50,10 +58,9 @@ def main() -> int:
     p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3])
     args = p.parse_args()
 
-    from clarityx.model.backbones import build_backbone
     from clarityx.training.views import cache_features
 
-    backbone = build_backbone("efficientnet_lite0", args.size, "lite0-imagenet")
+    backbone = frozen_backbone(args)
     lists = photo_lists(args.split, args.data)
     for view in args.views:
         for name in (["all", "outside", "originals"] if view == 0 else ["train"]):

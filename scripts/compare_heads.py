@@ -34,16 +34,14 @@ import numpy as np  # noqa: E402
 
 
 def load(args):
-    from cache_views import photo_lists
+    from cache_views import frozen_backbone, photo_lists
 
     from clarityx.data.external import find_outside, read_outside
     from clarityx.data.split import read_split
     from clarityx.training.views import cache_features
 
-    from clarityx.model.backbones import build_backbone
-
     lists = photo_lists(args.split, args.data)
-    backbone = build_backbone("efficientnet_lite0", args.size, "lite0-imagenet")
+    backbone = frozen_backbone(args)
 
     def feats(name, view):
         return cache_features(lists[name], backbone, args.size, args.contrast, view, args.cache_dir, args.seed)
@@ -73,6 +71,9 @@ def main() -> int:
     p.add_argument("--weight-decay", type=float, default=1e-4, help="MLP head: AdamW weight decay")
     p.add_argument("--head-seed", type=int, default=0, help="seed of the MLP head's initialisation and order")
     p.add_argument("--dr-min-grade", type=int, default=0, help="leave DR eyes of a lower known grade out of the fit")
+    p.add_argument("--wide-C", type=float, default=0.0,
+                   help="also try each candidate with a wide term: a logistic regression for referable DR (this "
+                        "inverse L2 strength) added to the DR logit, its weight chosen on validation referable AUC")
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     p.add_argument("--out", default="runs/compare_heads.json")
     args = p.parse_args()
@@ -130,6 +131,23 @@ def main() -> int:
             lr = LogisticRegression(C=args.C, max_iter=3000)
             lr.fit(x_fit, y_tr, sample_weight=np.array([cw[c] for c in y_tr]))
             raw = {k: lr.predict_proba(H.seed_inputs(v, stats)) for k, v in evals.items()}
+        if args.wide_C:
+            from clarityx.training.heads import fit_wide_term, with_wide_term
+            dr = classes.index("diabetic_retinopathy")
+            graded = train_known & (source[train_all] != "retina_dataset") & (grade[train_all] >= 0)
+            w_rows = [rows(f_all, train_all[graded])] + [rows(v, np.flatnonzero(graded)) for v in f_views[:views]]
+            wide = fit_wide_term(H.seed_inputs(stack(w_rows), stats),
+                                 np.concatenate([grade[train_all[graded]] >= REFERABLE_FROM] * (1 + views)),
+                                 C=args.wide_C)
+            x_eval = {k: H.seed_inputs(v, stats) for k, v in evals.items()}
+            val_graded = np.array([samples[i].grade is not None for i in part["validation"]])
+            val_ref = np.array([samples[i].grade is not None and samples[i].grade >= REFERABLE_FROM
+                                for i in part["validation"]])
+            alpha = max((0.0, 0.5, 1.0, 2.0, 4.0), key=lambda a: roc_auc_score(
+                val_ref[val_graded], with_wide_term(raw["validation"], x_eval["validation"], wide, dr, a)[val_graded,
+                                                                                                          dr]))
+            raw = {k: with_wide_term(v, x_eval[k], wide, dr, alpha) for k, v in raw.items()}
+            tag += f"-wide{alpha:g}"
         full = np.array([-np.log(cw[i]) for i in range(len(classes))])
         y_val, y_cal = label[part["validation"]], label[part["calibration"]]
         strength, temperature, _ = choose_prior_correction(raw["validation"], y_val, raw["calibration"], y_cal,

@@ -1,5 +1,6 @@
 """The decoded-pixel cache of training: keyed on what the pixels depend on, written atomically, bounded."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,19 @@ def test_a_replaced_photo_is_decoded_again(tmp_path, photos):
     os.utime(photos[0].path, ns=(1, 1))  # even with an old modification time (the size differs)
     again = T.load_pixels(photos, SIZE, tmp_path / "cache", threads=1)
     assert not np.array_equal(first[0], again[0]) and np.array_equal(first[1:], again[1:])
+
+
+def test_the_key_follows_content_not_dates(photos):
+    key = T.pixel_cache_key(photos, SIZE, "none")
+    for photo in photos:  # the same photos copied or mounted again: new dates, same key
+        os.utime(photo.path, ns=(10**18, 10**18))
+    assert T.pixel_cache_key(photos, SIZE, "none") == key
+    data = bytearray(Path(photos[0].path).read_bytes())
+    data[-3] ^= 0xFF  # one byte changed, same size and date
+    st = os.stat(photos[0].path)
+    Path(photos[0].path).write_bytes(bytes(data))
+    os.utime(photos[0].path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert T.pixel_cache_key(photos, SIZE, "none") != key
 
 
 def test_the_key_names_the_decoders_versions(photos, monkeypatch):

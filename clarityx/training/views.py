@@ -9,7 +9,7 @@ lossless), exposure, contrast, gamma, colour temperature, saturation, blur and s
 rotation, flips and field-of-view jitter.
 
 The cache keeps, per view, the pooled maps the head and the candidates compared in the README read
-(:data:`clarityx.model.backbones.TAP_LAYERS`): max and mean of the last map, its generalised mean
+(:func:`clarityx.model.backbones.model_tap_layers`): max and mean of the last map, its generalised mean
 (GeM, p = 3; Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human annotation",
 TPAMI 2018), and max and mean of the 112- and 192-channel maps of stages 5 and 6.
 """
@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from clarityx.model.backbones import TAP_LAYERS
+from clarityx.model.backbones import model_tap_layers
 from clarityx.screening.files import atomic_path
 from clarityx.screening.imageio import load_image
 from clarityx.screening.preprocess import crop_to_fov, normalise_contrast, resize_square
@@ -100,11 +100,9 @@ def pooled_extractor(backbone: keras.Model) -> keras.Model:
     """Backbone → ``{"last_max", "last_mean", "last_gem", "s5_max", ...}`` pooled vectors."""
     outputs = {}
     names = {layer.name for layer in backbone.layers}
-    for tag, layer in TAP_LAYERS.items():
-        if layer not in names:  # e.g. Keras' own EfficientNetB0 names its blocks otherwise: its last map only
-            if tag == "last":
-                raise ValueError(f"the backbone has no {layer!r} layer")
-            continue
+    for tag, layer in model_tap_layers(backbone).items():
+        if layer not in names:
+            raise ValueError(f"the backbone has no {layer!r} layer")
         fmap = backbone.get_layer(layer).output
         outputs[f"{tag}_max"] = keras.ops.max(fmap, axis=(1, 2))
         outputs[f"{tag}_mean"] = keras.ops.mean(fmap, axis=(1, 2))
@@ -122,18 +120,17 @@ def weights_digest(backbone: keras.Model) -> str:
 
 
 def cache_key(paths: list[str], size: int, contrast: str, view: int, seed: int, weights: str = "") -> str:
-    """A cache name that changes with the photos, their sizes and dates, the backbone's weights, the
+    """A cache name that changes with the photos (their paths and contents), the backbone's weights, the
     settings and the library versions."""
     from PIL import __version__ as pillow
 
-    from clarityx.training.steps import PREPROCESS_VERSION
+    from clarityx.training.steps import PREPROCESS_VERSION, content_stamp
 
     h = hashlib.sha1(f"v{VIEWS_VERSION}|p{PREPROCESS_VERSION}|{weights}|{size}|{contrast}|{view}|{seed}|"
                      f"{cv2.__version__}|"
                      f"{pillow}|{np.__version__}".encode())
     for p in paths:
-        st = Path(p).stat()
-        h.update(f"\n{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"\n{p}|{content_stamp(p)}".encode())
     return h.hexdigest()[:16]
 
 

