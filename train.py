@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import time
 from collections import Counter
@@ -28,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS, PUBLIC_SOURCES  # noqa: E402  (no TF)
+from clarityx.data.datasets import CLASSES, EYE_PAIR_PATTERN, LAYOUTS  # noqa: E402  (no TF)
 from clarityx.screening.classes import DIABETIC_RETINOPATHY  # noqa: E402
 from clarityx.screening.preprocess import CONTRASTS  # noqa: E402
 from clarityx.training.distribute import DISTRIBUTE  # noqa: E402  (no TensorFlow)
@@ -138,7 +136,8 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     from clarityx.data.audit import audit
     from clarityx.data.datasets import (REPORTED_APART, as_dr_grades, drop_ungraded_dr, load_datasets,
                                         relabel_dr_grade0)
-    from clarityx.data.split import make_split, read_split, write_split
+    from clarityx.data.split import make_split, model_parts, read_split, write_split
+    from clarityx.screening.card import split_path
 
     samples, repeats = load_datasets(args.data, args.layout, args.group_pattern)
     print(f"{len(samples)} photos ({repeats} reached through two datasets, counted once)")
@@ -160,7 +159,7 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     output.parent.mkdir(parents=True, exist_ok=True)
     Path(str(output.with_suffix("")) + ".audit.json").write_text(report.to_json())
 
-    split_file = Path(args.split_file) if args.split_file else Path(str(output.with_suffix("")) + ".split.csv")
+    split_file = Path(args.split_file) if args.split_file else split_path(output)
     if split_file.exists():
         split = read_split(split_file)
         current = {s.path.resolve(): s.label for s in samples}
@@ -183,13 +182,8 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
         split = make_split(samples, report, args.val_frac, args.test_frac, args.seed, args.keep_augmented,
                            calib_frac=args.calib_frac)
         write_split(split, split_file)
-    parts = {}
-    for name in ("train", "validation", "calibration", "test"):
-        chosen = [s for s in split.of(name) if s.label in classes or name == "test"]
-        if args.max_per_class:
-            per: Counter = Counter()
-            chosen = [s for s in chosen if (per.update([s.label]) or per[s.label] <= args.max_per_class)]
-        parts[name] = chosen
+    parts = model_parts(split, classes, args.max_per_class)
+    for name, chosen in parts.items():
         print(f"{name}: {len(chosen)} images {dict(Counter(s.label for s in chosen))}")
     return classes, samples, report, split, parts, repeats
 
@@ -211,19 +205,6 @@ def progress_callback(args: argparse.Namespace, phase: str, epochs: int):
             report_progress(args, stage=phase, epoch=epoch + 1, epochs=epochs,
                             **{k: float(logs[k]) for k in ("loss", "val_loss", "val_accuracy") if k in logs})
     return Progress()
-
-
-def patients_in_two_splits(samples) -> int:
-    """How many patient (or duplicate) groups sit in more than one split: must be 0."""
-    splits: dict = {}
-    for s in samples:
-        splits.setdefault(s.group, set()).add(s.split)
-    return sum(len(v) > 1 for v in splits.values())
-
-
-def label_mapping_table() -> dict:
-    from clarityx.data.datasets import ODIR_KEYWORDS
-    return {k: {"condition": c or "(photo quality: ignored)", "dr_grade": g} for k, (c, g) in ODIR_KEYWORDS.items()}
 
 
 def train_head(model, split, parts: dict, y: dict, classes: list[str], args: argparse.Namespace,
@@ -373,106 +354,6 @@ def resumable(args: argparse.Namespace) -> bool:
     return bool(args.resume and last.exists() and state.exists())
 
 
-def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_weight: dict):
-    """Predict the validation, calibration and test photos, then :func:`card_metrics`."""
-    from clarityx.training import steps as T
-
-    raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
-    return card_metrics(raw, parts, classes, args, class_weight)
-
-
-def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight: dict):
-    """From the raw softmax of each split: the prior correction and temperature (strength chosen on
-    validation, temperature fitted on the calibration split), the referable-DR threshold on validation,
-    then every card figure on validation, calibration and, once, test. Returns (metrics, calibration)."""
-    import numpy as np
-
-    from clarityx.screening.grades import REFERABLE_FROM, referable_scores
-    from clarityx.training.evaluate import screening_report
-    from clarityx.training.metrics import (apply_temperature, choose_prior_correction, expected_calibration_error,
-                                           fit_temperature, threshold_for_sensitivity)
-
-    full = np.array([-float(np.log(class_weight[i])) for i in range(len(classes))])
-    y_cal = np.array([classes.index(s.label) for s in parts["calibration"]])
-    y_val = np.array([classes.index(s.label) for s in parts["validation"]])
-    if args.prior_correction == "auto":
-        strength, temperature, table = choose_prior_correction(raw["validation"], y_val, raw["calibration"], y_cal,
-                                                               full)
-    else:
-        strength, table = float(args.prior_correction), []
-        temperature = fit_temperature(raw["calibration"], y_cal, list(strength * full))
-    bias = [float(b) for b in strength * full]
-    probs = {k: apply_temperature(v, temperature, bias) for k, v in raw.items()}
-    dr_threshold = None
-    graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
-    referable = np.array([parts["validation"][i].grade >= REFERABLE_FROM for i in graded], bool)
-    scores = referable_scores(probs["validation"][graded], classes)  # P(DR), or P(grade >= 2)
-    if scores is not None and referable.any():
-        dr_threshold = threshold_for_sensitivity(scores, referable, args.dr_sensitivity)
-
-    def report(name: str, rounds: int) -> dict:
-        ss = parts[name]
-        return screening_report(
-            probs[name], [s.label for s in ss], classes, sources=[s.source or "unknown" for s in ss],
-            grades=[s.grade for s in ss], groups=[s.group or str(s.path) for s in ss],
-            conditions=[s.conditions for s in ss], dr_threshold=dr_threshold, rounds=rounds)
-
-    metrics = {"validation": report("validation", 200), "calibration": report("calibration", 200)}
-    if "test" in probs:
-        metrics["test"] = report("test", 1000)
-        known = [i for i, s in enumerate(parts["test"]) if s.label in classes]
-        metrics["test_ece_before_calibration"] = expected_calibration_error(
-            raw["test"][known], np.array([classes.index(parts["test"][i].label) for i in known]))
-        print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
-    calibration = {"temperature": temperature, "log_prior_correction": bias, "class_weight": args.class_weight,
-                   "prior_correction_strength": strength,
-                   "prior_correction_choice": table or f"--prior-correction {args.prior_correction}",
-                   "fitted_on": "calibration split (never used for early stopping); the prior-correction "
-                                "strength by validation macro-F1",
-                   "dr_referable_threshold": dr_threshold,
-                   "dr_threshold_chosen_on": f"validation split, sensitivity >= {args.dr_sensitivity}"}
-    return metrics, calibration
-
-
-def export_and_check_outside(output: Path, data_root: Path) -> dict:
-    """Export the ONNX graph (the app's engine) beside the model, then run the outside sets through the app's
-    own path (gate included) on it: every candidate is judged on them. ``{}`` when the data has none."""
-    from clarityx.loader import load_classifier
-    from clarityx.model.export import export
-    from clarityx.training.evaluate import evaluate_outside, format_outside
-
-    export(output, "onnx")
-    classifier = load_classifier(output)
-    outside = {}
-    for root in (data_root, data_root.parent):
-        outside = evaluate_outside(classifier, root)
-        if outside:
-            print(format_outside(outside), flush=True)
-            break
-    return outside
-
-
-def library_versions() -> dict:
-    """The versions that change what the model sees (OpenCV, Pillow, NumPy: pixels) and its numbers
-    (TensorFlow/Keras: training; ONNX Runtime: the app's engine)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("keras", "tensorflow", "tensorflow-cpu", "onnxruntime", "opencv-python-headless", "pillow", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def relative_to(root: Path, path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
@@ -480,16 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
-    from clarityx.training import steps as T
+    from clarityx.data.split import write_split
     from clarityx.model.backbones import BACKBONES, WeightsUnavailable
-    from clarityx.screening.files import WriteFailed
-    from clarityx.data.audit import data_decisions
-    from clarityx.screening.card import ModelCard, default_intended_use, default_limitations
-    from clarityx.training.evaluate import camera_probe
     from clarityx.model.build import build_classifier, save_card, save_model
-    from clarityx.screening.ood import MahalanobisModel, ood_path
-    from clarityx.training.heads import OOD_QUANTILE, ood_limit
+    from clarityx.screening.card import split_path
+    from clarityx.screening.files import WriteFailed
+    from clarityx.screening.ood import ood_path
+    from clarityx.training import card as C
+    from clarityx.training import steps as T
     from clarityx.training.distribute import is_chief, make_strategy
+    from clarityx.training.evaluate import camera_probe, outside_check
 
     T.set_seeds(args.seed)
     strategy = make_strategy(args.distribute)  # before any model: its variables are made in its scope
@@ -546,101 +427,35 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     report_progress(args, stage="calibrating and testing")
-    metrics, calibration = evaluate_model(model, x, parts, classes, args, class_weight)
-    if head_run is not None and args.epochs == 0:  # the cached views are the model's own embeddings
-        ood = MahalanobisModel.fit(np.concatenate(head_run["embeddings"]),
-                                   np.tile(head_run["labels"], len(head_run["embeddings"])))
-        view_dist = ood.distance(np.concatenate(head_run["embeddings"][1:] or head_run["embeddings"]))
-        val_dist = ood.distance(head_run["validation_embeddings"])
-    else:
-        ood = MahalanobisModel.fit(T.embeddings(model, trainable["train"], args.batch_size), y["train"])
-        view_dist = val_dist = ood.distance(T.embeddings(model, x["validation"], args.batch_size))
-    ood_fitted_on = (f"the {OOD_QUANTILE:.1%} quantile of the augmented training views' distances (train.py)"
-                     if head_run is not None and args.epochs == 0 else
-                     f"the {OOD_QUANTILE:.1%} quantile of the validation photos' distances (train.py)")
+    metrics, calibration = C.evaluate_model(model, x, parts, classes, args, class_weight)
+    if "test" in metrics:
+        print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
+    ood, gate = C.fit_gate(model, head_run if args.epochs == 0 else None, trainable["train"], y["train"],
+                           x["validation"], args.batch_size)
     test_probe = (camera_probe(T.embeddings(model, x["test"], args.batch_size), parts["test"])
                   if len(x["test"]) else None)
-
-    # The public collections' licence and words belong on cards of models trained on them only.
-    public = bool({s.source for s in samples} & PUBLIC_SOURCES)
-    card = ModelCard(
-        name=args.name or output.stem,
-        classes=classes,
-        input_size=args.img_size,
-        backbone=args.backbone,
+    card = C.build_card(
+        args, [sys.argv[0]] + (argv or sys.argv[1:]), classes=classes, samples=samples, report=report, split=split,
+        parts=parts, repeats=split_repeats, data_root=data_root, metrics=metrics, calibration=calibration,
+        gate=gate, probe=test_probe, head_run=head_run,
         architecture=(f"{BACKBONES[args.backbone].description} → BatchNorm → [GlobalMaxPool, GlobalAveragePool]"
                       " → Dense 512 ReLU → Dropout 0.4 → Dense softmax"),
-        initialisation=args.weights + (f", then {Path(args.init).name}" if args.init else ""),
-        temperature=calibration["temperature"],
-        log_prior_correction=calibration["log_prior_correction"],
-        contrast=args.contrast,
-        dr_threshold=calibration["dr_referable_threshold"],
-        calibration=calibration,
-        intended_use=default_intended_use(classes, None if public else f"{len(samples)} photos of your own dataset"),
-        limitations=default_limitations(classes, camera_probe=test_probe is not None, public_data=public),
-        data={
-            "source": args.data,
-            "licence": ("Research and non-commercial use only (ODIR-5K, EyePACS and other public "
-                        "collections); a model trained on them inherits that restriction." if public else
-                        "The licence of the dataset it was trained on applies to this model."),
-            "label_mapping": label_mapping_table(),
-            "task": args.task,
-            "dr_grade0_policy": args.dr_grade0,
-            "dr_ungraded_policy": args.dr_ungraded,
-            "pre_made_augmented_copies": "used for training only" if args.keep_augmented else "excluded",
-            "defects_handled": data_decisions(args.dr_grade0, args.dr_ungraded, args.keep_augmented, args.task),
-            "photos_in_two_datasets": split_repeats,
-            "counts": {k: dict(Counter(s.label for s in v)) for k, v in parts.items()},
-            "sources": {k: dict(Counter(s.source or "unknown" for s in v)) for k, v in parts.items()},
-        },
-        audit={
-            "files": report.files, "unreadable": len(report.unreadable),
-            "exact_duplicate_groups": len(report.exact_duplicate_groups),
-            "near_duplicate_groups": len(report.near_duplicate_groups),
-            "conflicting_label_groups": len(report.conflicting_groups),
-            "augmented_copies": len(report.augmented_copies),
-            "dropped": len(samples) - len(split.samples),
-            "patients": report.patients,
-            "patients_with_several_photos": report.patients_with_several_photos,
-            "patients_in_two_splits": patients_in_two_splits(split.samples),
-        },
-        split={"method": "patient and near-duplicate groups kept whole, stratified by (label, source); "
-                         "train / validation (stopping, DR threshold) / calibration (temperature) / test",
-               "seed": args.seed, "test_files": [relative_to(data_root, s.path) for s in parts["test"]],
-               "test_labels": [s.label for s in parts["test"]],
-               "test_sources": [s.source or "unknown" for s in parts["test"]],
-               "test_grades": [s.grade for s in parts["test"]],
-               "test_groups": [s.group for s in parts["test"]],
-               "test_conditions": ["+".join(s.conditions) for s in parts["test"]]},
-        metrics={**metrics, "camera_probe_test_normal_eyes": test_probe},
-        gate={"max_ood_distance": ood_limit(view_dist),
-              "max_ood_distance_fitted_on": ood_fitted_on,
-              "ood_validation_distance_percentiles": {
-                  str(q): float(np.percentile(val_dist, q)) for q in (50, 90, 95, 98, 99)}},
-        training={
-            "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + (argv or sys.argv[1:])),
-            "phase1_seconds": round(phase1_s), "phase2_seconds": round(phase2_s),
-            "phase2_epochs": phase2_epochs, "aug_strength": args.aug_strength,
-            "phase1_trained_on": head_run and head_run["trained_on"],
-            "arguments": dict(vars(args)),
-            "total_seconds": round(time.time() - started),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-            "keras": keras.__version__, "library_versions": library_versions(),
-            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        },
-    )
+        timings={"phase1_seconds": phase1_s, "phase2_seconds": phase2_s, "phase2_epochs": phase2_epochs,
+                 "started": started})
     if not is_chief():  # multi-worker: the chief writes the model, its card and the ONNX graph
         return 0
     save_model(model, card, output)
     ood.save(ood_path(output))
+    if Path(args.split_file or split_path(output)).resolve() != split_path(output).resolve():
+        write_split(split, split_path(output))  # a split reused from elsewhere: the model's copy beside it
     report_progress(args, stage="exporting the ONNX graph and checking the outside sets")
-    outside = export_and_check_outside(output, data_root)
+    outside = outside_check(output, data_root)
     if outside:
         card.metrics["outside"] = outside
         save_card(card, output)
     report_progress(args, stage="finished", test_macro_f1=metrics.get("test", {}).get("macro_f1"))
     print(f"Saved {output} ({output.stat().st_size / 2**20:.1f} MB) with its card; "
-          f"temperature {calibration['temperature']:.2f}; {time.time() - started:.0f} s in all")
+          f"temperature {calibration.temperature:.2f}; {time.time() - started:.0f} s in all")
     return 0
 
 

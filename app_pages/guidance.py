@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from clarityx.screening.classes import BY_KEY, CLASSES, DIABETIC_RETINOPATHY, GRADE_NAMES, NORMAL
 from clarityx.screening.grades import REFERABLE_FROM, grade_of, referable_score
+from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 from clarityx.screening.report import referable_flag
 
 LABELS = {key: c.label for key, c in BY_KEY.items()}
@@ -38,8 +39,6 @@ BUT_FLAGGED = ("However, the model's score for referable diabetic retinopathy is
 FLAGGED_ACTION = ("Because of that flag, see an eye doctor within the next few weeks and tell your diabetes care "
                   "team.")
 
-UNCERTAIN = 0.5
-
 
 def spoken_list(items: list[str], conjunction: str = "or") -> str:
     """``a, b or c``."""
@@ -53,11 +52,13 @@ def conditions_known(classes: Sequence[str], without_dr: bool = False) -> list[s
 
 
 def guidance(top: str, probability: float, classes: Sequence[str] = CLASSES,
-             flagged: bool = False) -> tuple[str, str, str]:
+             flagged: bool = False, settings: GateSettings = DEFAULT_GATE) -> tuple[str, str, str]:
     """(what the finding means, what to do, urgency) for the top class of a model with ``classes``.
 
     ``flagged``: the referable-DR flag is raised for this photo (:func:`referable_dr_note`). The
-    meaning then never says that no retinopathy was seen, and the urgency is at least "soon"."""
+    meaning then never says that no retinopathy was seen, and the urgency is at least "soon".
+    ``settings``: the model's (``ModelCard.gate_settings``): a top answer under ``settings.uncertain``
+    is called uncertain."""
     meaning, action, urgency = GUIDANCE.get(
         top, ("The model's top finding is " + top.replace("_", " ") + ".",
               "Show this photo to an eye doctor.", "soon"))
@@ -70,7 +71,7 @@ def guidance(top: str, probability: float, classes: Sequence[str] = CLASSES,
         meaning = f"{meaning} {BUT_FLAGGED}"
         if urgency == "routine":
             action, urgency = f"{FLAGGED_ACTION} {action}", "soon"
-    if probability < UNCERTAIN:
+    if probability < settings.uncertain:
         meaning = (f"The model is unsure (its top answer has only {probability:.0%}). " + meaning)
         action = "Because the result is uncertain, have your eyes checked by an eye doctor. " + action
         urgency = "soon" if urgency == "routine" else urgency
@@ -92,13 +93,13 @@ def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
     return REFERABLE_DR.format(p=p, sens=sensitivity if sensitivity is not None else 0.9, false_alarms=false_alarms)
 
 
-def weak_classes(metrics: dict, below: float = 0.6) -> list[tuple[str, float]]:
+def weak_classes(metrics: dict, below: float = DEFAULT_GATE.weak_recall) -> list[tuple[str, float]]:
     """Classes the model often missed on its held-out test photos (recall under ``below``)."""
     per_class = metrics.get("test", {}).get("per_class", {})
     return [(c, m["recall"]) for c, m in per_class.items() if m["recall"] < below]
 
 
-def weak_spot_notes(metrics: dict) -> list[str]:
+def weak_spot_notes(metrics: dict, below: float = DEFAULT_GATE.weak_recall) -> list[str]:
     """The model's weak spots in a person's words, said once per visit (on the page and in the report)."""
     return [f"In testing, this model recognised only {recall:.0%} of photos with {label(name).lower()}: "
-            "a low score for it does not rule it out." for name, recall in weak_classes(metrics)]
+            "a low score for it does not rule it out." for name, recall in weak_classes(metrics, below)]

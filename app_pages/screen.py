@@ -90,7 +90,8 @@ def referable_note(result: Result, card: ModelCard) -> str | None:
 def advice(result: Result, card: ModelCard) -> tuple[str, str, str]:
     """What the top answer means and what to do, in agreement with the referable-DR flag."""
     top, p_top = result.ranked[0]
-    return guidance(top, p_top, card.classes, flagged=referable_note(result, card) is not None)
+    return guidance(top, p_top, card.classes, flagged=referable_note(result, card) is not None,
+                    settings=card.gate_settings)
 
 
 def show_result(screened: Screened, side: str) -> None:
@@ -148,7 +149,8 @@ def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datet
             eyes.append(EyeReport(side, r.status, r.message,
                                   photo=report_jpeg(r.rgb, REFUSED_IMAGE_SIDE) if r.rgb is not None else None,
                                   file_name=s.name))
-    notes = weak_spot_notes(card.metrics) if any(s.result.status == "ok" for s in screened.values()) else []
+    graded = any(s.result.status == "ok" for s in screened.values())
+    notes = weak_spot_notes(card.metrics, card.gate_settings.weak_recall) if graded else []
     return VisitReport(taken_at, card.name, version, eyes, notes)
 
 
@@ -187,7 +189,7 @@ def visit_ui(screened: dict[str, Screened]) -> None:
         return visit_report(screened, card, now, version)
 
     if any(s.result.status == "ok" for s in screened.values()):
-        for note in weak_spot_notes(card.metrics):
+        for note in weak_spot_notes(card.metrics, card.gate_settings.weak_recall):
             st.caption(f"⚠️ {note}")
     st.divider()
     st.subheader("This visit")

@@ -3,7 +3,9 @@
 
     python benchmarks/gate_rates.py [--model PATH] [--write-card] [--refit]
 
-The threshold is the one ``train.py`` fitted on augmented training views (in the card); with ``--refit``,
+The gate's limits are the model's (its card's ``gate["settings"]``, else the defaults of
+``clarityx.screening.limits``); ``--write-card`` records every one of them with the rates they give.
+The out-of-distribution threshold is the one ``train.py`` fitted on augmented training views; with ``--refit``,
 or for an older model without one, the validation fundus photos' distance percentile that gives the
 target false-rejection rate. Every rate printed is then measured on images not used to pick it:
 the test split's fundus photos (wrongly refused), negatives (wrongly accepted: natural photos
@@ -39,7 +41,7 @@ def verdicts(classifier, images: list[np.ndarray], limit: float) -> list[str | N
     reasons: list[str | None] = [None] * len(images)
     passed = []
     for i, im in enumerate(images):
-        r = check_image(im)
+        r = check_image(im, classifier.card.gate_settings)
         if r:
             reasons[i] = r.reason
         else:
@@ -73,22 +75,22 @@ def main() -> None:
     from clarityx.screening.card_markdown import render
     from clarityx.screening.imageio import load_image
     from clarityx.loader import load_classifier
-    from clarityx.screening.card import card_path, markdown_path
+    from clarityx.screening.card import card_path, markdown_path, split_path
     from clarityx.screening.files import write_text
     from clarityx.data.negatives import DEGRADATIONS, degrade, front_of_eye_closeup, skimage_photos, synthetic
     from clarityx.data.split import read_split
 
     classifier = load_classifier(args.model)  # the ONNX engine when the graph is in sync: as the app
-    split_csv = classifier.path.with_name(classifier.path.stem + ".split.csv")
-    split = read_split(split_csv)
+    split = read_split(split_path(classifier.path))
     val, test = split.of("validation"), split.of("test")
     val_images = [load_image(s.path) for s in val]
     test_images = [load_image(s.path) for s in test]
 
     from clarityx.screening.gate import check_image
-    limit = classifier.card.gate.get("max_ood_distance")
+    settings = classifier.card.gate_settings
+    limit = settings.max_ood_distance
     if limit is None or args.refit:
-        val_ok = [im for im in val_images if check_image(im) is None]
+        val_ok = [im for im in val_images if check_image(im, settings) is None]
         limit = float(np.percentile(distances(classifier, val_ok), 100 * (1 - args.target_frr)))
         fitted_on = (f"validation {100 * (1 - args.target_frr):.0f}th percentile "
                      f"({len(val_ok)}/{len(val_images)} validation photos passed the image test)")
@@ -107,8 +109,6 @@ def main() -> None:
                                   for _ in range(args.front_of_eye)], limit)
 
     results = {
-        "ood_threshold": limit,
-        "ood_threshold_fitted_on": fitted_on,
         "test_fundus_wrongly_refused": rate(test_reasons, accepted=False),
         "test_refusal_reasons": dict(Counter(r for r in test_reasons if r)),
         "natural_photos_accepted": rate(nat_reasons, accepted=True),
@@ -133,11 +133,12 @@ def main() -> None:
 
     if args.write_card:
         card = classifier.card
-        card.gate = {**card.gate, "max_ood_distance": limit, "measured": results,
+        card.gate = {**card.gate, "settings": {**settings.as_dict(), "max_ood_distance": limit},
+                     "max_ood_distance_fitted_on": fitted_on, "measured": results,
                      "command": "python benchmarks/gate_rates.py --write-card"}
         card.save(card_path(classifier.path))
         write_text(markdown_path(classifier.path), render(card))
-        print(f"wrote the threshold and rates into {card_path(classifier.path)}")
+        print(f"wrote the limits and rates into {card_path(classifier.path)}")
 
 
 if __name__ == "__main__":

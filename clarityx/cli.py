@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data", help="dataset folder or manifest CSV")
     s.add_argument("--model")
     s.add_argument("--files", choices=["card-test", "all"], default="card-test",
-                   help="card-test: the test split recorded in the model card; all: every image")
+                   help="card-test: the model's test photos (the test part of NAME.split.csv beside it, as in "
+                        "its card); all: every image")
     s.add_argument("--layout", choices=LAYOUTS)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--json", action="store_true")

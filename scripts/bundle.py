@@ -7,6 +7,7 @@ validation and test numbers into its card (the test split is never used to choos
 """
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clarityx.data.audit import data_decisions  # noqa: E402
-from clarityx.screening.card import ModelCard, card_path, markdown_path  # noqa: E402
+from clarityx.data.split import read_split, write_split  # noqa: E402
+from clarityx.screening.card import ModelCard, card_path, markdown_path, split_path  # noqa: E402
 from clarityx.screening.card_markdown import render  # noqa: E402
 from clarityx.screening.files import atomic_path, write_text  # noqa: E402
 
-SIDECARS = (".ood.npz", ".audit.json", ".split.csv")
+SIDECARS = (".ood.npz", ".audit.json")  # copied as they are (the split file is re-written for its new folder)
 
 
 def row(path: Path, chosen: bool) -> dict:
@@ -69,14 +71,18 @@ def main() -> None:
                                                   card.data.get("task", "conditions"))
     if args.preprocessing_comparison:
         card.training["preprocessing_comparison"] = json.loads(Path(args.preprocessing_comparison).read_text())
+    split = split_path(best)
+    if not split.exists():  # an older run that reused another run's split
+        split = Path(card.training["arguments"]["split_file"])
+    if card.split.get("data_root") is not None:  # recorded relative to the split file, which moves
+        card.split["data_root"] = os.path.relpath((split.parent / card.split["data_root"]).resolve(),
+                                                  target.parent.resolve())
     # Re-save through save_model: inference-only file, no optimizer state.
     save_model(keras.saving.load_model(best, compile=False), card, target)
     for suffix in SIDECARS:
-        source = best.with_name(best.stem + suffix)
-        if suffix == ".split.csv" and not source.exists():  # a run that reused another run's split
-            source = Path(card.training["arguments"]["split_file"])
         with atomic_path(target.with_name(target.stem + suffix)) as tmp:  # never half a file in models/
-            shutil.copyfile(source, tmp)
+            shutil.copyfile(best.with_name(best.stem + suffix), tmp)
+    write_split(read_split(split), split_path(target))  # its paths relative to the new folder
     write_text(markdown_path(target), render(card))
     print(f"bundled {best} as {target} ({target.stat().st_size / 2**20:.1f} MB)")
     for r in card.comparison:

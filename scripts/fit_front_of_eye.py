@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fit the gate's front-of-eye test (``THRESHOLDS["centre_circle_votes"]``) on training photos only.
+"""Fit the gate's front-of-eye test (``GateSettings.centre_circle_votes``) on training photos only.
 
 For each Hough accumulator threshold: the share of *training* fundus photos it would refuse, and the
 share of design negatives (synthetic front-of-eye close-ups, generator seed 1) it catches. Choose the

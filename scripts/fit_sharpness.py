@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fit the gate's focus limit (``THRESHOLDS["min_sharpness"]``) on training photos only, and show what it does.
+"""Fit the gate's focus limit (``GateSettings.min_sharpness``) on training photos only, and show what it does.
 
     python scripts/fit_sharpness.py [--split models/clarityx_lite0.split.csv] [--data ../shared/data]
 

@@ -4,8 +4,8 @@ recompute its card's figures, without training again.
 
     python scripts/recalibrate.py runs/clarityx_lite0_448.keras [--prior-correction auto]
 
-It runs exactly the step that ends ``train.py`` (:func:`train.card_metrics`) on the model's own split
-(the split file its card names), so a model trained before a change to that step gets the card that
+It runs exactly the step that ends ``train.py`` (:func:`clarityx.training.card.card_metrics`) on the
+model's own split (the split file beside it), so a model trained before a change to that step gets the card that
 ``train.py`` would write today. Weights, split, gate and camera probe are unchanged.
 """
 import argparse
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import train  # noqa: E402
-from clarityx.screening.card import ModelCard, card_path, default_limitations, markdown_path  # noqa: E402
+from clarityx.screening.card import ModelCard, card_path, default_limitations, markdown_path, split_path  # noqa: E402
 from clarityx.screening.card_markdown import render  # noqa: E402
 from clarityx.screening.files import write_text  # noqa: E402
 
@@ -32,39 +32,36 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from clarityx.data.split import read_split
+    from clarityx.data.split import model_parts, read_split
     from clarityx.training import steps as T
+    from clarityx.training.card import card_metrics
 
     model_path = Path(args.model)
     card = ModelCard.load(card_path(model_path))
     run = argparse.Namespace(**{**card.training["arguments"], "prior_correction": args.prior_correction})
     if run.max_per_class:
         raise SystemExit("error: the run capped images per class; retrain it instead")
-    split = read_split(run.split_file or str(model_path.with_suffix("")) + ".split.csv")
     classes = card.classes
-    parts = {k: [s for s in split.of(k) if s.label in classes or k == "test"]
-             for k in ("train", "validation", "calibration", "test")}
+    parts = model_parts(read_split(split_path(model_path)), classes)
     y_train = np.array([classes.index(s.label) for s in parts["train"]])
     class_weight = T.class_weights(y_train, len(classes), run.class_weight)
     x = {k: T.load_pixels(parts[k], card.input_size, Path(args.cache_dir), contrast=card.contrast)
          for k in ("validation", "calibration", "test")}
     model = keras.saving.load_model(model_path, compile=False)
-    metrics, calibration = train.card_metrics(
+    metrics, calibration = card_metrics(
         {k: T.predict_probs(model, v, run.batch_size) for k, v in x.items()}, parts, classes, run, class_weight)
 
     metrics["camera_probe_test_normal_eyes"] = card.metrics.get("camera_probe_test_normal_eyes")
     card.metrics = metrics
-    card.calibration = calibration
-    card.temperature = calibration["temperature"]
-    card.log_prior_correction = calibration["log_prior_correction"]
-    card.dr_threshold = calibration["dr_referable_threshold"]
+    for name, value in calibration.card_fields().items():
+        setattr(card, name, value)
     card.limitations = default_limitations(classes)
     card.training["recalibrated"] = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     card.save(card_path(model_path))
     write_text(markdown_path(model_path), render(card))
-    print(f"{model_path}: prior-correction strength {calibration['prior_correction_strength']}, temperature "
+    print(f"{model_path}: prior-correction strength {calibration.how['prior_correction_strength']}, temperature "
           f"{card.temperature:.2f}; validation macro-F1 {metrics['validation']['macro_f1']:.3f}")
 
 

@@ -35,7 +35,7 @@ def test_missing_model(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated model", "garbage model", "card not JSON", "card wrong classes",
-                                    "card wrong size"])
+                                    "card wrong size", "card wrong type"])
 def test_damaged_or_mismatched_model_is_refused_clearly(model_copy, damage):
     card = model_copy.with_name(model_copy.stem + ".card.json")
     if damage == "truncated model":
@@ -48,12 +48,16 @@ def test_damaged_or_mismatched_model_is_refused_clearly(model_copy, damage):
         data = json.loads(card.read_text())
         if damage == "card wrong classes":
             data["classes"] = data["classes"][:-1]
+        elif damage == "card wrong type":
+            data["temperature"] = "warm"
         else:
             data["input_size"] = data["input_size"] * 2
         card.write_text(json.dumps(data))
     with pytest.raises(ModelUnreadable) as info:
         load_classifier(model_copy)
     assert model_copy.name in str(info.value) and "Reinstall" in str(info.value)
+    if damage == "card wrong type":  # says which field, and what it must be
+        assert "'temperature' must be a positive number, not text" in str(info.value)
 
 
 def test_damaged_onnx_graph_is_refused_or_skipped(model_copy):

@@ -20,11 +20,11 @@ def test_mahalanobis_separates_in_and_out_of_distribution(tmp_path):
 
 def test_check_embedding_uses_the_cards_threshold(classifier):
     emb = np.zeros(512, np.float32)
-    classifier.card.gate["max_ood_distance"] = None
-    assert check_embedding(classifier, emb) is None
-    far = np.full(512, 1e3, np.float32)
-    classifier.card.gate["max_ood_distance"] = 1.0
+    classifier.card.gate["settings"] = {"max_ood_distance": None}
     try:
+        assert check_embedding(classifier, emb) is None
+        far = np.full(512, 1e3, np.float32)
+        classifier.card.gate["settings"] = {"max_ood_distance": 1.0}
         assert check_embedding(classifier, far).reason == "unfamiliar"
     finally:
-        classifier.card.gate.pop("max_ood_distance")
+        classifier.card.gate.pop("settings")

@@ -1,15 +1,26 @@
 """train.py end to end on a tiny generated dataset: a loadable model and card the CLI can use."""
+import csv
 import json
+import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from clarityx.screening.card import SCHEMA_VERSION
+from clarityx.screening.limits import GateSettings
 from tests.conftest import synthetic_fundus
+from tests.test_card import strings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def split_test_rows(model: Path) -> list[dict]:
+    with open(model.with_name(model.stem + ".split.csv"), newline="") as f:
+        return [row for row in csv.DictReader(f) if row["split"] == "test"]
 
 
 @pytest.fixture
@@ -42,7 +53,11 @@ def test_train_end_to_end_then_cli(tiny_dataset, tmp_path):
     assert not any("camera probe" in x for x in card["limitations"])
     assert out.with_name("tiny.onnx").is_file()  # the app's engine, exported by every run
     test = card["metrics"]["test"]
-    assert test["n"] == len(card["split"]["test_files"]) > 0
+    assert test["n"] == len(split_test_rows(out)) > 0  # the test photos: in the split file, not the card
+    assert card["schema_version"] == SCHEMA_VERSION and "test_files" not in card["split"]
+    assert not [s for s in strings(card) if os.path.isabs(s)]  # no build paths (the data was given absolute)
+    assert set(card["gate"]["settings"]) == {f.name for f in fields(GateSettings)}
+    assert card["gate"]["settings"]["max_ood_distance"] > 0
     assert len(test["confusion_matrix"]) == 4 and 0 <= test["macro_f1"] <= 1
     assert out.with_name("tiny.split.csv").is_file() and out.with_name("tiny.ood.npz").is_file()
     assert out.with_name("tiny.card.md").read_text().startswith("# Model card")
@@ -146,7 +161,7 @@ def test_a_dr_grade_model_from_an_aptos_download_answers_with_a_grade(tmp_path):
     test = card["metrics"]["test"]
     assert -1 <= test["quadratic_weighted_kappa"] <= 1 and len(test["intervals"]["quadratic_weighted_kappa"]) == 2
     assert card["dr_threshold"] is not None and test["referable_dr"]["definition"].startswith("grade >= 2")
-    assert set(card["split"]["test_grades"]) <= set(range(5))
+    assert {int(r["grade"]) for r in split_test_rows(out)} <= set(range(5))
 
     proc = subprocess.run([sys.executable, "-m", "clarityx", "predict", str(data / "train_images"), "--model", str(out),
                            "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -7,7 +7,8 @@ dropped and listed — but two eyes of one patient are two photos that may right
 differ, so a patient is never dropped for that. Groups are assigned stratified by
 (label, source). Four parts: ``train``; ``validation`` (early stopping, choices);
 ``calibration`` (temperature and prior correction, never used for stopping);
-``test`` (reported once). The split is written to a CSV and reused.
+``test`` (reported once). The split is written to a CSV and reused; the CSV beside a model
+(``NAME.split.csv``) is that model's, and its test part the model card's test photos.
 """
 from __future__ import annotations
 
@@ -107,6 +108,20 @@ def make_split(samples: list[Sample], report: AuditReport, val_frac: float = 0.1
     out = [replace(samples[i], split=assigned[i], group=str(group_of[i]))
            for i in range(len(samples)) if i in assigned]
     return SplitResult(out, dropped)
+
+
+def model_parts(split: SplitResult, classes, max_per_class: int = 0) -> dict[str, list[Sample]]:
+    """The photos of each part a model with ``classes`` is fitted, checked and tested on: the photos of its
+    classes in train, validation and calibration, and every test photo (the test eyes of other labels are
+    reported apart); with ``max_per_class``, the first that many of each label in each part (quick runs)."""
+    parts = {}
+    for name in SPLITS:
+        chosen = [s for s in split.of(name) if s.label in classes or name == "test"]
+        if max_per_class:
+            per: Counter = Counter()
+            chosen = [s for s in chosen if (per.update([s.label]) or per[s.label] <= max_per_class)]
+        parts[name] = chosen
+    return parts
 
 
 def write_split(result: SplitResult, path: str | Path) -> None:

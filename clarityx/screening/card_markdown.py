@@ -13,10 +13,9 @@ def gate_lines(gate: dict) -> list[str]:
     measured = gate.get("measured")
     if not measured:
         return []
-    fitted_on = measured.get("ood_threshold_fitted_on") or (
-        f"the validation photos' {100 * (1 - measured['target_validation_frr']):.0f}th percentile")
-    return [f"- Out-of-distribution threshold {measured['ood_threshold']:.2f} (Mahalanobis distance of "
-            f"the embedding): {fitted_on}.",
+    limit = (gate.get("settings") or {}).get("max_ood_distance")
+    return [f"- Out-of-distribution threshold {'–' if limit is None else f'{limit:.2f}'} (Mahalanobis distance of "
+            f"the embedding): {gate.get('max_ood_distance_fitted_on', 'fitted by train.py')}.",
             f"- Held-out test fundus photos wrongly refused: {measured['test_fundus_wrongly_refused']} "
             f"{measured['test_refusal_reasons']}",
             f"- Natural photos accepted: {measured['natural_photos_accepted']}; synthetic non-fundus "
@@ -169,8 +168,13 @@ def render(card) -> str:
                   f"{r.get('notes', '')} |" for r in card.comparison]
         lines.append("")
     gate = gate_lines(card.gate)
-    if gate:
-        lines += ["## Gate (refusing photos that cannot be graded)", "", *gate, ""]
+    settings = card.gate.get("settings")
+    if gate or settings:
+        lines += ["## Gate (refusing photos that cannot be graded)", "", *gate]
+        if settings:
+            lines.append("- Limits it was measured with (clarityx.screening.limits.GateSettings): "
+                         + ", ".join(f"{k} {v}" for k, v in settings.items()))
+        lines.append("")
     lines += ["## Data", ""]
     for k, v in card.data.items():
         if k == "label_mapping":

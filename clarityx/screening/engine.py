@@ -22,7 +22,7 @@ import numpy as np
 
 from clarityx.screening.calibration import apply_temperature
 from clarityx.screening.card import ModelCard, card_path
-from clarityx.screening.errors import ModelNotInstalled, ModelUnreadable
+from clarityx.screening.errors import CardInvalid, ModelNotInstalled, ModelUnreadable
 from clarityx.screening.ood import MahalanobisModel, ood_path
 from clarityx.screening.settings import MODEL_ENV, bundled_model, model_path, user_models_dir
 
@@ -81,6 +81,8 @@ class CardedModel:
             self.classes = list(self.card.classes)
             self.size = int(self.card.input_size)
             self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
+        except CardInvalid as exc:  # says which field is wrong and how
+            raise ModelUnreadable(f"The card of {path.name} cannot be used: {exc} {REINSTALL}") from exc
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ModelUnreadable(f"The model card or gate statistics beside {path.name} are damaged "
                                   f"({type(exc).__name__}: {exc}). {REINSTALL}") from exc

@@ -33,5 +33,10 @@ class ModelUnreadable(ClarityXError):
     """A model file or its card is damaged, or they do not belong together."""
 
 
+class CardInvalid(ModelUnreadable, ValueError):
+    """A model card that is damaged, hand-edited out of its schema, or from a newer ClarityX: the message
+    names the card, the field and what it must be."""
+
+
 class WeightsUnavailable(ClarityXError, RuntimeError):
     """Pretrained weights were asked for but cannot be had (offline, missing file)."""

@@ -9,13 +9,11 @@ Two questions, each answered with a reason a person can act on:
 2. Is it gradable? Exposure (too dark, washed out), focus, and how much of the
    field of view is visible.
 
-The limits live in four places: the image test's in :data:`THRESHOLDS` (below); the
-brightness that marks the field of view in ``clarityx.screening.preprocess.FOV_THRESHOLD``;
-the smallest and largest photo accepted in ``clarityx.screening.imageio`` (``MIN_SIDE``,
-``MAX_PIXELS``); and the out-of-distribution limit in each model's card
-(``gate["max_ood_distance"]``, fitted on that model's validation photos).
-``benchmarks/gate_rates.py`` measures the rates they give on held-out fundus photos and on
-negatives.
+Every limit the gate decides on is a field of :class:`~clarityx.screening.limits.GateSettings`:
+the defaults in :data:`~clarityx.screening.limits.DEFAULT_GATE`, a model's own values (the
+out-of-distribution limit fitted on its photos, and whatever else it was measured with) in its card's
+``gate["settings"]`` (``ModelCard.gate_settings``). ``benchmarks/gate_rates.py`` measures the rates they
+give on held-out fundus photos and on negatives.
 """
 from __future__ import annotations
 
@@ -24,7 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from clarityx.screening.preprocess import FOV_THRESHOLD, crop_to_fov, fov_box, resize_square
+from clarityx.screening.limits import DEFAULT_GATE, GateSettings
+from clarityx.screening.preprocess import crop_to_fov, fov_box, resize_square
 
 ANALYSIS_SIZE = 256
 
@@ -34,29 +33,6 @@ class Rejection:
     reason: str
     message: str
 
-
-# Set by hand from ~1,000 of the shared fundus photos (a sub-sample of all originals, every split
-# and class): each limit sits just outside the range those photos span, so the image test only
-# refuses clear cases; the model-based test (check_embedding, threshold fitted on validation
-# photos only) refuses the subtler ones.
-THRESHOLDS = {
-    "min_fov_fraction": 0.25,     # share of the square crop inside the field of view (min seen 0.28)
-    "min_red_share": 0.30,        # R / (R + G + B) inside the field of view (min seen 0.304)
-    "min_red_excess": 8.0,        # mean (R - B) inside the field of view: colour, not grey
-    "min_brightness": 25.0,       # mean brightness inside the field of view, 0..255 (min seen 28)
-    "max_brightness": 252.0,      # (max seen 251; cataract photos are often very bright)
-    "washed_out_brightness": 200.0,  # a refused image this bright and featureless is called
-    "washed_out_sharpness": 2.0,     # over-exposed rather than "not a fundus photo"
-    "min_sharpness": 0.375,       # fine green-channel detail inside the field of view: the 0.1% quantile of
-                                  # training photos (scripts/fit_sharpness.py; 0.25 caught half of blurred photos)
-    "max_sharpness": 7.0,         # a retina has little fine texture (max seen 5.6; natural photos 3-13)
-    "max_corner_brightness": 90.0,  # corners of the field of view's box are dark outside a round
-                                    # field (99% of training photos under 70; natural photos 90-200)
-    "min_roundness": 0.6,         # short / long side of the field of view's box (min seen 0.63)
-    # A sharp-edged circle (pupil or iris) centred in the field of view: the front of an eye.
-    # Hough accumulator threshold fitted by scripts/fit_front_of_eye.py on training photos only:
-    "centre_circle_votes": 30,   # refuses 0.13% of 1,493 training photos, 90% of design negatives
-}
 
 MESSAGES = {
     "not_fundus": ("This does not look like a retinal (fundus) photograph. ClarityX only reads photos "
@@ -79,16 +55,17 @@ def _reject(reason: str) -> Rejection:
     return Rejection(reason, MESSAGES[reason])
 
 
-def measure(rgb: np.ndarray) -> dict[str, float]:
+def measure(rgb: np.ndarray, settings: GateSettings = DEFAULT_GATE) -> dict[str, float]:
     """The numbers the image test decides on (all on a fixed-size field-of-view crop)."""
-    box = fov_box(rgb)
+    fov = settings.fov_threshold
+    box = fov_box(rgb, fov)
     roundness = min(box.height, box.width) / max(box.height, box.width, 1)
     boxed = rgb[box.top:box.bottom, box.left:box.right].max(axis=2).astype(np.float32)
     ch, cw = max(1, boxed.shape[0] // 12), max(1, boxed.shape[1] // 12)
     corners = [boxed[:ch, :cw], boxed[:ch, -cw:], boxed[-ch:, :cw], boxed[-ch:, -cw:]]
-    crop = resize_square(crop_to_fov(rgb), ANALYSIS_SIZE)
+    crop = resize_square(crop_to_fov(rgb, fov), ANALYSIS_SIZE)
     bright = crop.max(axis=2).astype(np.float32)
-    mask = bright > FOV_THRESHOLD
+    mask = bright > fov
     inside = crop[mask].astype(np.float32) if mask.any() else np.zeros((1, 3), np.float32)
     green = crop[:, :, 1].astype(np.float32)
     # Fine detail: what a small blur removes. The rim of the field of view is skipped.
@@ -99,7 +76,7 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
         "corner_brightness": float(np.mean([c.mean() for c in corners])),
         # A round field of view leaves its box's corners dark; one cut off on a side still leaves the
         # two corners on its round side dark. A face, a landscape or a screenshot leaves few or none.
-        "dark_corners": float(sum(c.mean() <= THRESHOLDS["max_corner_brightness"] for c in corners)),
+        "dark_corners": float(sum(c.mean() <= settings.max_corner_brightness for c in corners)),
         "red_excess": float((inside[:, 0] - inside[:, 2]).mean()),
         "red_share": float(inside[:, 0].sum() / max(inside.sum(), 1.0)),
         "brightness": float(bright[mask].mean()) if mask.any() else 0.0,
@@ -108,14 +85,15 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
     }
 
 
-def centre_circle(rgb: np.ndarray, votes: int = THRESHOLDS["centre_circle_votes"]) -> bool:
+def centre_circle(rgb: np.ndarray, votes: int = DEFAULT_GATE.centre_circle_votes,
+                  fov_threshold: int = DEFAULT_GATE.fov_threshold) -> bool:
     """Is there a sharp-edged circle (a pupil or an iris) centred in the field of view?
 
     A fundus photo has its round edges elsewhere: the optic disc sits off-centre and the fovea at the
     centre has no sharp rim. Hough transform on the blurred grey field-of-view crop; circles of 4-22%
     of the crop's side whose centre lies within 12% of the crop's centre.
     """
-    crop = resize_square(crop_to_fov(rgb), ANALYSIS_SIZE)
+    crop = resize_square(crop_to_fov(rgb, fov_threshold), ANALYSIS_SIZE)
     grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (0, 0), 2)
     circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, dp=1, minDist=4, param1=60, param2=votes,
                                minRadius=int(ANALYSIS_SIZE * 0.04), maxRadius=int(ANALYSIS_SIZE * 0.22))
@@ -136,37 +114,40 @@ def centre_circle(rgb: np.ndarray, votes: int = THRESHOLDS["centre_circle_votes"
     return False
 
 
-def check_image(rgb: np.ndarray, thresholds: dict | None = None) -> Rejection | None:
-    """Image test before the classifier. None when the photo may be graded."""
-    t = {**THRESHOLDS, **(thresholds or {})}
-    m = measure(rgb)
-    if m["brightness"] < t["min_brightness"]:
+def check_image(rgb: np.ndarray, settings: GateSettings | dict | None = None) -> Rejection | None:
+    """Image test before the classifier. None when the photo may be graded.
+
+    ``settings``: a model's (``ModelCard.gate_settings``), or changes to the defaults; None: the defaults."""
+    s = settings if isinstance(settings, GateSettings) else DEFAULT_GATE.override(settings)
+    m = measure(rgb, s)
+    if m["brightness"] < s.min_brightness:
         return _reject("too_dark")
     # The reasons in the order a person should hear them: first whether it is a fundus photo at all
     # (a face, a landscape or a screenshot is "not a fundus photo", never "cut off"), then its quality.
-    fundus_colour = m["red_share"] >= t["min_red_share"] and m["red_excess"] >= t["min_red_excess"]
-    cut_off = m["roundness"] < t["min_roundness"]
+    fundus_colour = m["red_share"] >= s.min_red_share and m["red_excess"] >= s.min_red_excess
+    cut_off = m["roundness"] < s.min_roundness
     if fundus_colour and cut_off and m["dark_corners"] >= 2:
         return _reject("cropped")  # retina-coloured, the round edge visible on one side, the rest cut off
-    if not fundus_colour or m["fov_fraction"] < t["min_fov_fraction"] \
-            or m["sharpness"] > t["max_sharpness"] or m["corner_brightness"] > t["max_corner_brightness"]:
+    if not fundus_colour or m["fov_fraction"] < s.min_fov_fraction \
+            or m["sharpness"] > s.max_sharpness or m["corner_brightness"] > s.max_corner_brightness:
         # Refused either way; a bright, featureless image is more likely an over-exposed photo.
-        washed_out = m["brightness"] > t["washed_out_brightness"] and m["sharpness"] < t["washed_out_sharpness"]
+        washed_out = m["brightness"] > s.washed_out_brightness and m["sharpness"] < s.washed_out_sharpness
         return _reject("too_bright" if washed_out else "not_fundus")
     if cut_off:
         return _reject("cropped")
-    if m["brightness"] > t["max_brightness"]:
+    if m["brightness"] > s.max_brightness:
         return _reject("too_bright")
-    if m["sharpness"] < t["min_sharpness"]:
+    if m["sharpness"] < s.min_sharpness:
         return _reject("blurred")
-    if centre_circle(rgb, int(t["centre_circle_votes"])):
+    if centre_circle(rgb, int(s.centre_circle_votes), s.fov_threshold):
         return _reject("front_of_eye")
     return None
 
 
 def check_embedding(classifier, embedding: np.ndarray) -> Rejection | None:
-    """Out-of-distribution test on the classifier's embedding (when the model has its statistics)."""
-    limit = classifier.card.gate.get("max_ood_distance")
+    """Out-of-distribution test on the classifier's embedding (when the model has its statistics and its card
+    a limit)."""
+    limit = classifier.card.gate_settings.max_ood_distance
     if limit is None or classifier.ood is None:
         return None
     distance = classifier.ood_distance(embedding)

@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clarityx.screening.errors import CorruptImage, ImageTooLarge, ImageTooSmall, NotAnImage
+from clarityx.screening.limits import DEFAULT_GATE
 
-MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_PIXELS = 60_000_000  # well above any fundus camera (a 24 MP DSLR is 24e6)
-MIN_SIDE = 128
+# The defaults (clarityx.screening.limits.GateSettings); a model's card may record its own.
+MAX_FILE_BYTES = DEFAULT_GATE.max_file_bytes
+MAX_PIXELS = DEFAULT_GATE.max_pixels
+MIN_SIDE = DEFAULT_GATE.min_side
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # The only decoders a file may reach (Pillow's JPEG one also opens phones' multi-picture JPEGs).
 # A renamed file of any other format Pillow knows is refused rather than handed to a rarely used plugin.

@@ -14,6 +14,7 @@ from clarityx.screening.errors import ImageRejected
 from clarityx.screening.gate import Rejection, check_image, check_embedding
 from clarityx.screening.grades import grade_of
 from clarityx.screening.imageio import Source, load_image
+from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 from clarityx.screening.engine import CardedModel, Prediction
 
 
@@ -46,16 +47,17 @@ def rejected(rejection: Rejection, rgb: np.ndarray | None = None) -> Result:
     return Result("rejected", rejection.message, rejection.reason, rgb=rgb)
 
 
-def decode(source: Source) -> tuple[np.ndarray | None, Result | None]:
-    """Decode a photo; on failure return the rejection result instead."""
+def decode(source: Source, settings: GateSettings = DEFAULT_GATE) -> tuple[np.ndarray | None, Result | None]:
+    """Decode a photo within ``settings``' size limits; on failure return the rejection result instead."""
     try:
-        return load_image(source), None
+        return load_image(source, max_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels,
+                          min_side=settings.min_side), None
     except ImageRejected as exc:
         return None, Result("rejected", str(exc), type(exc).__name__)
 
 
 def gate_and_prepare(rgb: np.ndarray, classifier: CardedModel) -> tuple[np.ndarray | None, Result | None]:
-    rejection = check_image(rgb)
+    rejection = check_image(rgb, classifier.card.gate_settings)
     if rejection:
         return None, rejected(rejection, rgb)
     return classifier.prepare(rgb), None
@@ -73,7 +75,7 @@ def prepare_file(path: str | Path, classifier: CardedModel, name: str | None = N
     if not os.path.exists(path):
         return None, None, missing_file(str(name or path))
     try:
-        rgb, failed = decode(path)
+        rgb, failed = decode(path, classifier.card.gate_settings)
         if failed:
             return None, None, failed
         pixels, failed = gate_and_prepare(rgb, classifier)
@@ -91,7 +93,7 @@ def finish(classifier: CardedModel, rgb: np.ndarray, pixels: np.ndarray, predict
 
 def analyse(classifier: CardedModel, source: Source, explain: bool = True) -> Result:
     """One photo, all the way. Never raises for a bad photo: returns a rejected Result."""
-    rgb, failed = decode(source)
+    rgb, failed = decode(source, classifier.card.gate_settings)
     if failed:
         return failed
     pixels, failed = gate_and_prepare(rgb, classifier)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# A pixel belongs to the field of view when its brightest channel exceeds this.
-FOV_THRESHOLD = 20
+from clarityx.screening.limits import DEFAULT_GATE
+
+# A pixel belongs to the field of view when its brightest channel exceeds this (GateSettings.fov_threshold).
+FOV_THRESHOLD = DEFAULT_GATE.fov_threshold
 # A row or column belongs to it when this share of its pixels do.
 FOV_LINE_SHARE = 0.02
 
@@ -44,9 +46,9 @@ def fov_mask(rgb: np.ndarray, threshold: int = FOV_THRESHOLD) -> np.ndarray:
     return rgb.max(axis=2) > threshold
 
 
-def fov_box(rgb: np.ndarray) -> Box:
+def fov_box(rgb: np.ndarray, threshold: int = FOV_THRESHOLD) -> Box:
     """Bounding box of the field of view; the whole image when none is found."""
-    mask = fov_mask(rgb)
+    mask = fov_mask(rgb, threshold)
     rows = np.flatnonzero(mask.mean(axis=1) > FOV_LINE_SHARE)
     cols = np.flatnonzero(mask.mean(axis=0) > FOV_LINE_SHARE)
     if rows.size == 0 or cols.size == 0:
@@ -54,9 +56,9 @@ def fov_box(rgb: np.ndarray) -> Box:
     return Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
 
 
-def crop_to_fov(rgb: np.ndarray) -> np.ndarray:
+def crop_to_fov(rgb: np.ndarray, threshold: int = FOV_THRESHOLD) -> np.ndarray:
     """Crop to the field of view and pad with black to a centred square."""
-    box = fov_box(rgb)
+    box = fov_box(rgb, threshold)
     crop = rgb[box.top:box.bottom, box.left:box.right]
     side = max(crop.shape[:2])
     out = np.zeros((side, side, 3), dtype=rgb.dtype)

@@ -1,18 +1,23 @@
 """``clarityx evaluate``: a model's metrics on labelled photos, with the gate's refusals counted.
 
-By default it evaluates the test split recorded in the model card (paths relative to
-DATA), which reproduces the card's numbers, and, when DATA holds the outside sets
+By default it evaluates the model's test photos, the test part of its split file (``NAME.split.csv``
+beside it; paths relative to DATA when the card says where the data root lay), which reproduces the
+card's numbers, and, when DATA holds the outside sets
 (``DATA/external``, :mod:`clarityx.data.external`), reports them beside it. Metrics are computed on every readable
 image (as the card's are); the gate's refusals are reported beside them.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from clarityx.data.datasets import MULTIPLE, OTHER_FINDINGS, REPORTED_APART, Sample, as_dr_grades, load_dataset
+from clarityx.data.split import model_parts, read_split
+from clarityx.screening.card import split_path
 from clarityx.screening.classes import NORMAL
 from clarityx.screening.engine import CardedModel
 from clarityx.screening.gate import check_embedding, check_image
@@ -23,19 +28,22 @@ from clarityx.training.metrics import (bootstrap_interval, classification_report
 
 
 def card_test_samples(classifier: CardedModel, data: str | Path) -> list[Sample]:
-    split = classifier.card.split
-    files = split.get("test_files") or []
-    if not files:
-        raise ValueError("the model card records no test files; use --files all")
-    n = len(files)
-    sources = split.get("test_sources") or [None] * n
-    grades = split.get("test_grades") or [None] * n
-    groups = split.get("test_groups") or [None] * n
-    conditions = split.get("test_conditions") or [""] * n
-    return [Sample(Path(data) / f, label, source=src, grade=grade, group=group,
-                   conditions=tuple(c for c in cond.split("+") if c))
-            for f, label, src, grade, group, cond in zip(files, split["test_labels"], sources, grades,
-                                                          groups, conditions)]
+    """The model's test photos: the test part of its split file, as it was tested when trained; moved onto
+    ``data`` when the card records where the data root lay relative to the split file."""
+    card = classifier.card
+    # An export (NAME.int8.tflite...) shares the split file of the model its card describes.
+    found = [p for p in (split_path(classifier.path), classifier.path.with_name(f"{card.name}.split.csv"))
+             if p.is_file()]
+    if not found:
+        raise ValueError(f"no split file {split_path(classifier.path).name} beside the model (it lists the "
+                         "photos the model was tested on); use --files all")
+    cap = (card.training.get("arguments") or {}).get("max_per_class") or 0
+    test = model_parts(read_split(found[0]), classifier.classes, cap)["test"]
+    root = card.split.get("data_root")
+    if root is None:
+        return test
+    base = found[0].parent / root
+    return [replace(s, path=Path(data) / os.path.relpath(s.path, base)) for s in test]
 
 
 def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test",
@@ -75,13 +83,14 @@ def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32):
     embeddings = None
     accepted, readable = np.zeros(len(paths), bool), np.zeros(len(paths), bool)
     reasons: Counter = Counter()
+    gate = classifier.card.gate_settings
     for start in range(0, len(paths), batch_size):
         rows, pixels, gated = [], [], []
         for i in range(start, min(start + batch_size, len(paths))):
-            rgb, failed = decode(paths[i])
+            rgb, failed = decode(paths[i], gate)
             if failed:
                 continue
-            rejection = check_image(rgb)
+            rejection = check_image(rgb, gate)
             if rejection:
                 reasons[rejection.reason] += 1
             rows.append(i)
@@ -143,6 +152,24 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
                                    "sizes": "as stored (512 px) and the original file"}
         report[name] = entry
     return report
+
+
+def outside_check(model_path: Path, data: Path) -> dict:
+    """Export a just-trained model's ONNX graph (the app's engine) beside it, then run the outside sets
+    through the app's own path (gate included) on that graph: every candidate is judged on them. ``{}`` when
+    ``data`` (or the folder above it) has none."""
+    from clarityx.model.export import export
+    from clarityx.screening.engine import OnnxClassifier
+
+    export(model_path, "onnx")
+    classifier = OnnxClassifier(model_path)
+    outside = {}
+    for root in (data, data.parent):
+        outside = evaluate_outside(classifier, root)
+        if outside:
+            print(format_outside(outside), flush=True)
+            break
+    return outside
 
 
 def format_outside(outside: dict) -> str:
