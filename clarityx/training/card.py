@@ -222,7 +222,7 @@ def build_card(args: argparse.Namespace, argv: list[str], *, classes: list[str],
         },
         split={"method": "patient and near-duplicate groups kept whole, stratified by (label, source); "
                          "train / validation (stopping, DR threshold) / calibration (temperature) / test; "
-                         f"every photo's part in {split_path(output).name}",
+                         "every photo's part in the split file beside the model",
                "seed": args.seed,
                # the test photos' paths in the split file, relative to this, are relative to the data root
                "data_root": os.path.relpath(data_root.resolve(), split_path(output).parent.resolve())},
