@@ -78,12 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--test-frac", type=float, default=0.15)
     g.add_argument("--max-per-class", type=int, default=0, help="cap images per class (quick runs)")
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="efficientnet_lite0_ms",
-                   help="efficientnet_lite0_ms | efficientnet_lite0 | efficientnet_b0 | efficientnet_b0_relu6 | "
-                        "efficientnet_b0_swish (clarityx.model.backbones.BACKBONES)")
-    g.add_argument("--weights", default="lite0-imagenet",
-                   help="lite0-imagenet (the Lite0-topology backbones) | imagenet (efficientnet_b0: Keras' "
-                        "download) | none | PATH to Keras' efficientnetb0_notop.h5 (efficientnet_b0 only)")
+    g.add_argument("--backbone", default="efficientnet_lite2_ms",
+                   help="efficientnet_lite2_ms | efficientnet_lite{0,1,2}[_ms] | efficientnet_b0 | "
+                        "efficientnet_b0_relu6 | efficientnet_b0_swish (clarityx.model.backbones.BACKBONES)")
+    g.add_argument("--weights",
+                   help="default: the backbone's own (liteN-imagenet for efficientnet_liteN*, lite0-imagenet for "
+                        "efficientnet_b0_relu6/swish, imagenet for efficientnet_b0: Keras' download) | none | "
+                        "PATH to Keras' efficientnetb0_notop.h5 (efficientnet_b0 only)")
     g.add_argument("--init", help="start from this trained .keras model (same backbone, classes and size): "
                                     "phase 1 is skipped, phase 2 fine-tunes it")
     g.add_argument("--img-size", type=int, default=384,
@@ -128,7 +129,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--cache-dir", default=".cache", help="decoded images and checkpoints")
     g.add_argument("--resume", action="store_true", help="continue phase 2 from the last checkpoint")
     g.add_argument("--progress-file", help="keep a JSON progress report here (stage, epoch, losses), for the app")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.weights is None:  # the backbone's own pre-trained weights
+        from clarityx.model.backbones import BACKBONES
+
+        if args.backbone not in BACKBONES:
+            p.error(f"unknown backbone {args.backbone!r}; choose from {', '.join(BACKBONES)}")
+        args.weights = BACKBONES[args.backbone].weights
+    return args
 
 
 def prepare_data(args: argparse.Namespace, classes: list[str]):
@@ -253,7 +261,7 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     return {"embeddings": [embed(H.seed_inputs(v, stats)) for v in views], "labels": labels,
             "validation_embeddings": embed(H.seed_inputs(val, stats)),
             "trained_on": {"photos": len(used), "views": len(views), "excluded_sources": sorted(excluded),
-                           "dr_eyes_from_grade": args.dr_train_from_grade,
+                           "dr_eyes_from_grade": args.dr_train_from_grade, "spread_floor": H.SD_FLOOR,
                            "left_out_photos": len(parts["train"]) - len(used)}}
 
 

@@ -17,7 +17,7 @@ thumbnail and the results, in one file on this computer (the History page says w
 visits or everything). Reports are made in memory for your download. Usage statistics are switched off.
 
 **What ClarityX does.** It checks that the photo is a gradable fundus photograph, then a neural
-network (EfficientNet-Lite0) ranks how much it resembles photos of normal eyes,
+network (an EfficientNet-Lite, a small image network) ranks how much it resembles photos of normal eyes,
 {spoken_list(conditions_known(CLASSES), "and")}, flags possible
 referable diabetic retinopathy, and a heat map (Grad-CAM) shows which parts of the photo drove that
 answer. Other models you pick in the sidebar answer their own question — a diabetic-retinopathy grade

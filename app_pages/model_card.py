@@ -12,10 +12,12 @@ from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.screening.card_markdown import confusion_figure, gate_lines, test_lines
 
-NETWORKS = {"efficientnet_lite0": "EfficientNet-Lite0", "efficientnet_b0": "EfficientNet-B0",
-            "efficientnet_lite0_ms": "EfficientNet-Lite0, read at three depths (fine lesions and the whole eye)"}
-WEIGHTS = {"lite0-imagenet": "started from weights trained on ImageNet (everyday photos)",
-           "imagenet": "started from weights trained on ImageNet (everyday photos)",
+NETWORKS = {"efficientnet_b0": "EfficientNet-B0",
+            **{f"efficientnet_lite{n}{ms}": f"EfficientNet-Lite{n}" + (
+                ", read at three depths (fine lesions and the whole eye)" if ms else "")
+               for n in range(3) for ms in ("", "_ms")}}
+IMAGENET = "started from weights trained on ImageNet (everyday photos)"
+WEIGHTS = {**{f"lite{n}-imagenet": IMAGENET for n in range(3)}, "imagenet": IMAGENET,
            "random": "started from scratch (no pre-training)", "none": "started from scratch (no pre-training)"}
 CONTRAST = {"clahe": "local contrast equalisation (CLAHE), which evens out cameras' different lighting",
             "ben_graham": "background subtraction (Ben Graham's method), which evens out cameras' different lighting",

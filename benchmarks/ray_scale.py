@@ -40,7 +40,7 @@ def photos(n: int) -> list[str]:
 
     pool = [str(p) for p in find_images([DATA / "external" / "mexico" / "images",
                                          DATA / "external" / "heimed" / "images"])]
-    split = ROOT / "models" / "clarityx_lite0.split.csv"
+    split = ROOT / "models" / "clarityx_lite2.split.csv"
     with open(split, newline="") as f:
         pool += [os.path.normpath(split.parent / r["path"]) for r in csv.DictReader(f) if r["split"] == "test"]
     pool = [p for p in pool if Path(p).is_file()]

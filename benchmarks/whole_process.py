@@ -111,7 +111,7 @@ def spread(runs: list[dict], key: str, unit: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "models" / "clarityx_lite0.keras"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "clarityx_lite2.keras"))
     ap.add_argument("--photos", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--app-repeats", type=int, default=3, help="0 skips the browser measurement")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Cache frozen EfficientNet-Lite pooled features of the split's photos and the outside sets, view by view.
 
-    python scripts/cache_views.py --split models/clarityx_lite0.split.csv --data ../shared/data \
+    python scripts/cache_views.py --split models/clarityx_lite2.split.csv --data ../shared/data \
         --size 384 --contrast clahe --views 0 1 2 3
 
 View 0 (the clean ``prepare`` view) is computed for every photo (split and outside sets, the Mexican
@@ -36,13 +36,14 @@ def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
 
 def cache_arguments(p: argparse.ArgumentParser) -> None:
     """The options that name a feature cache (shared with scripts/compare_heads.py, which reads it)."""
-    p.add_argument("--split", default="models/clarityx_lite0.split.csv")
+    p.add_argument("--split", default="models/clarityx_lite2.split.csv")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--contrast", default="clahe")
     p.add_argument("--cache-dir", default=".cache")
     p.add_argument("--seed", type=int, default=0, help="seed of the random views")
-    p.add_argument("--variant", default="lite0", help="the EfficientNet-Lite backbone: lite0 | lite1 | lite2")
+    p.add_argument("--variant", default="lite2",
+                   help="the EfficientNet-Lite backbone: lite2 (the bundled model's) | lite1 | lite0")
 
 
 def frozen_backbone(args):

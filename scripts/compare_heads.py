@@ -74,6 +74,8 @@ def main() -> int:
     p.add_argument("--wide-C", type=float, default=0.0,
                    help="also try each candidate with a wide term: a logistic regression for referable DR (this "
                         "inverse L2 strength) added to the DR logit, its weight chosen on validation referable AUC")
+    p.add_argument("--sd-floor", type=float, default=None,
+                   help="floor of a column's spread, as a share of its stage's median (default: heads.SD_FLOOR)")
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     p.add_argument("--out", default="runs/compare_heads.json")
     args = p.parse_args()
@@ -120,7 +122,9 @@ def main() -> int:
         evals = {k: rows(f_all, part[k]) for k in ("validation", "calibration")}
         evals["outside"] = rows(f_out, np.arange(len(outside)))
         evals["originals"] = rows(f_orig, np.arange(len(originals)))
-        stats = H.channel_stats(x_tr[0], H.FEATURE_SETS[features])
+        floor = H.SD_FLOOR if args.sd_floor is None else args.sd_floor
+        stats = H.channel_stats(x_tr[0], H.FEATURE_SETS[features], floor)
+        tag += f"-sdfloor{floor:g}"
         x_fit = H.seed_inputs(stack(x_tr), stats)
         if head == "mlp":
             fitted = H.fit_seed_head(x_fit, y_tr, H.seed_inputs(evals["validation"], stats), label[part["validation"]],

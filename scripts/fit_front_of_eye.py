@@ -6,7 +6,7 @@ share of design negatives (synthetic front-of-eye close-ups, generator seed 1) i
 lowest threshold that refuses at most --max-frr of training photos. Held-out rates (test photos,
 negatives from other seeds and the other generator) are measured by benchmarks/gate_rates.py.
 
-    python scripts/fit_front_of_eye.py --split runs/clarityx_lite0.split.csv --photos 1500
+    python scripts/fit_front_of_eye.py --split models/clarityx_lite2.split.csv --photos 1500
 """
 import argparse
 import random

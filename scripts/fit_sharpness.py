@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit the gate's focus limit (``GateSettings.min_sharpness``) on training photos only, and show what it does.
 
-    python scripts/fit_sharpness.py [--split models/clarityx_lite0.split.csv] [--data ../shared/data]
+    python scripts/fit_sharpness.py [--split models/clarityx_lite2.split.csv] [--data ../shared/data]
 
 The limit is the 0.1% quantile of the sharpness (:func:`clarityx.screening.gate.measure`) of every 8th training
 photo; printed beside it: the share of blurred held-out test photos (``clarityx.data.negatives.degrade``) it
@@ -24,7 +24,7 @@ from clarityx.screening.imageio import load_image  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", default="models/clarityx_lite0.split.csv")
+    ap.add_argument("--split", default="models/clarityx_lite2.split.csv")
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--quantile", type=float, default=0.001)
     args = ap.parse_args()

@@ -2,7 +2,7 @@
 """Re-fit a trained model's calibration (prior correction, temperature, referable-DR threshold) and
 recompute its card's figures, without training again.
 
-    python scripts/recalibrate.py runs/clarityx_lite0_448.keras [--prior-correction auto]
+    python scripts/recalibrate.py runs/clarityx_lite2_ms.keras [--prior-correction auto]
 
 It runs exactly the step that ends ``train.py`` (:func:`clarityx.training.card.card_metrics`) on the
 model's own split (the split file beside it), so a model trained before a change to that step gets the card that

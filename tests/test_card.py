@@ -13,7 +13,7 @@ from clarityx.screening.errors import CardInvalid, ModelUnreadable
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "models" / "clarityx_lite0.card.json"
+BUNDLED = ROOT / "models" / "clarityx_lite2.card.json"
 
 
 def minimal(**changes) -> dict:

@@ -62,3 +62,30 @@ def test_outside_figures_count_both_sides():
 def test_the_gates_limit_is_a_high_quantile_of_the_views():
     d = np.arange(1000, dtype=float)
     assert H.ood_limit(d) == pytest.approx(np.quantile(d, H.OOD_QUANTILE))
+
+
+def test_a_near_constant_column_is_not_blown_up_by_standardisation():
+    """A channel ReLU6 saturates on nearly every photo has a tiny spread: the floor keeps its standardised
+    input, and so the head's weight for it, on the scale of the other columns."""
+    rng = np.random.default_rng(0)
+    pooled = {"last_max": rng.normal(3, 1, (200, 8)), "last_mean": rng.normal(1, 0.5, (200, 8))}
+    pooled["last_max"][:, 0] = 6.0 - np.abs(rng.normal(0, 0.01, 200))  # saturated at 6
+    stats = H.channel_stats(pooled)
+    x = pooled["last_max"][:1].copy()
+    x[0, 0] = 5.0  # not saturated on a photo from another camera
+    z = H.seed_inputs({**pooled, "last_max": x, "last_mean": pooled["last_mean"][:1]}, stats)
+    assert abs(z[0, 0]) <= 1.0 / (H.SD_FLOOR * np.median(pooled["last_max"].std(axis=0)))
+    unfloored = H.channel_stats(pooled, sd_floor=0.0)
+    assert abs(H.seed_inputs({**pooled, "last_max": x, "last_mean": pooled["last_mean"][:1]}, unfloored)[0, 0]) > 50
+
+
+def test_the_wide_term_moves_only_the_dr_column_and_ranks_by_referable():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (400, 5)).astype(np.float32)
+    referable = x[:, 2] + 0.3 * rng.normal(size=400) > 0.5
+    wide = H.fit_wide_term(x, referable, C=1.0)
+    probs = np.full((400, 3), 1 / 3)
+    assert np.allclose(H.with_wide_term(probs, x, wide, 1, 0.0), probs)
+    moved = H.with_wide_term(probs, x, wide, 1, 2.0)
+    assert np.allclose(moved.sum(axis=1), 1) and np.allclose(moved[:, 0], moved[:, 2])
+    assert moved[referable, 1].mean() > moved[~referable, 1].mean() + 0.2

@@ -51,14 +51,17 @@ def test_converted_lite_variants_recognise_imagenet_content(lite):
 
 
 @pytest.mark.parametrize("variant", VARIANTS[1:])
-def test_another_variants_tensors_do_not_fit_lite0(variant):
+def test_another_variants_tensors_are_refused_before_anything_is_written(variant):
     from clarityx.model.backbones import build_efficientnet, model_tap_layers, tap_layers, blocks_of
     from clarityx.model.lite0 import load_lite_weights
 
     lite0 = build_efficientnet(64, "relu6", se=False)
-    with pytest.raises(ValueError):  # Lite1/2 have more blocks than Lite0 (and Lite2 wider ones)
-        load_lite_weights(lite0, variant=variant)
     deeper = build_efficientnet(64, "relu6", se=False, variant=variant)
+    for backbone, tensors in ((lite0, variant), (deeper, "lite0")):  # more blocks, or fewer (Lite2: wider too)
+        before = [w.copy() for w in backbone.get_weights()]
+        with pytest.raises(ValueError, match="another Lite variant"):
+            load_lite_weights(backbone, variant=tensors)
+        assert all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
     assert model_tap_layers(deeper) == tap_layers(blocks_of(variant)) != tap_layers()
 
 

@@ -66,9 +66,9 @@ def test_an_install_without_a_checkout_finds_the_packaged_model_or_says_where_to
     monkeypatch.setattr(settings, "CHECKOUT_MODELS", tmp_path / "no-checkout" / "models")
     monkeypatch.setattr(settings, "PACKAGED_MODELS", tmp_path / "bundled_models")
     monkeypatch.setattr(settings, "user_data_dir", lambda: tmp_path / "user")
-    assert settings.bundled_model() == tmp_path / "user" / "models" / "clarityx_lite0.onnx"
+    assert settings.bundled_model() == tmp_path / "user" / "models" / "clarityx_lite2.onnx"
     assert settings.models_dir() == tmp_path / "user" / "models"
     assert str(tmp_path / "user" / "models") in missing_model_message(settings.bundled_model())
     (tmp_path / "bundled_models").mkdir()
-    (tmp_path / "bundled_models" / "clarityx_lite0.onnx").write_bytes(b"graph")
-    assert settings.bundled_model() == tmp_path / "bundled_models" / "clarityx_lite0.onnx"
+    (tmp_path / "bundled_models" / "clarityx_lite2.onnx").write_bytes(b"graph")
+    assert settings.bundled_model() == tmp_path / "bundled_models" / "clarityx_lite2.onnx"

@@ -82,7 +82,6 @@ def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_ou
 
 # Maps a head may read: the last map, and the ends of stage 6 (stride 32) and stage 5 (stride 16), whose
 # layer names depend on the variant's depth (:func:`tap_layers`).
-TAP_TAGS = ("last", "s6", "s5")
 
 
 def tap_layers(blocks=B0_BLOCKS) -> dict[str, str]:
@@ -103,8 +102,6 @@ def model_tap_layers(backbone: keras.Model) -> dict[str, str]:
     ends = [j for j in range(len(widths)) if j == len(widths) - 1 or widths[j + 1] != widths[j]]
     return {"last": "top_activation", "s6": f"block{ends[5]}_add", "s5": f"block{ends[4]}_add"}
 
-
-TAP_LAYERS = tap_layers()
 # The backbone's output map by feature set, in channel order: (tap, how it is pooled). Stage 5 is brought
 # to the last map's grid twice, by 2×2 average pooling ("mean": its global mean is stage 5's mean) and by
 # 2×2 max pooling ("max": its global max is stage 5's max), so that a head of global max and mean pooling
@@ -119,9 +116,10 @@ def build_efficientnet(img_size: int, activation: str = "relu6", se: bool = True
     """EfficientNet-B0 topology (``se=True``) or a Lite variant (``se=False``; ``variant``: lite0, lite1,
     lite2 from :data:`LITE_STAGES`), without top.
 
-    Input: float RGB in [0, 255]; scaled to (x - 127) / 128 as Lite0 was trained.
+    Input: float RGB in [0, 255]; scaled to (x - 127) / 128 as the Lite models were trained.
     Output: the last convolutional feature map (img_size/32 squared, 1280 channels); with
-    ``taps="multiscale"`` the maps of :data:`TAPS` concatenated on that grid (1,696 channels).
+    ``taps="multiscale"`` the maps of :data:`TAPS` concatenated on that grid (1,280 + stage 6's + twice stage
+    5's channels: 1,696 for Lite0, 1,728 for Lite2).
     """
     inputs = keras.Input((img_size, img_size, 3), name="pixels")
     x = layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="rescale")(inputs)
@@ -180,8 +178,7 @@ def _own(activation: str, se: bool, taps: str = "last",
                 raise WeightsUnavailable(f"weights {weights!r} are for another backbone: use {variant}-imagenet")
             WEIGHTS[weights](model)
         elif weights is not None:
-            raise WeightsUnavailable(
-                f"unknown weights {weights!r} for this backbone: use {' or '.join(WEIGHTS)} or none")
+            raise WeightsUnavailable(f"unknown weights {weights!r} for this backbone: use {variant}-imagenet or none")
         return model
     return build
 
@@ -197,33 +194,32 @@ class Backbone:
     build: Callable[[int, str | None], keras.Model]
     description: str
     taps: str = "last"  # which maps its output holds (TAPS)
+    weights: str = "lite0-imagenet"  # its own pre-trained weights (train.py's default for it)
 
 
 BACKBONES = {
     b.name: b for b in (
         Backbone("efficientnet_b0", _keras_b0,
-                 "Keras EfficientNetB0 (swish activation, squeeze-excitation)"),
+                 "Keras EfficientNetB0 (swish activation, squeeze-excitation)", weights="imagenet"),
         Backbone("efficientnet_b0_relu6", _own("relu6", se=True),
                  "EfficientNet-B0 topology with ReLU6 (EfficientNet-Lite0's activation), "
                  "squeeze-excitation started at identity (saturated: sigmoid(10) has a vanishing "
                  "gradient, so those branches barely learn; efficientnet_lite0 drops them)"),
         Backbone("efficientnet_b0_swish", _own("swish", se=True),
                  "EfficientNet-B0 topology with swish, built in this project"),
-        Backbone("efficientnet_lite0", _own("relu6", se=False),
-                 "EfficientNet-Lite0 (ReLU6, no squeeze-excitation)"),
     ) + tuple(
         b for v, deeper in (("lite0", ""), ("lite1", ", deeper"), ("lite2", ", deeper and wider")) for b in (
-            *((Backbone(f"efficientnet_{v}", _own("relu6", se=False, variant=v),
-                        f"EfficientNet-{v.title()} (ReLU6, no squeeze-excitation{deeper})"),) if v != "lite0" else ()),
+            Backbone(f"efficientnet_{v}", _own("relu6", se=False, variant=v),
+                     f"EfficientNet-{v.title()} (ReLU6, no squeeze-excitation{deeper})", weights=f"{v}-imagenet"),
             Backbone(f"efficientnet_{v}_ms", _own("relu6", se=False, taps="multiscale", variant=v),
                      f"EfficientNet-{v.title()} (ReLU6, no squeeze-excitation{deeper}) reading three maps: the "
                      "last one and the ends of stages 6 and 5 (small lesions), on the last map's grid",
-                     taps="multiscale")))
+                     taps="multiscale", weights=f"{v}-imagenet")))
 }
 
 
 def build_backbone(name: str, img_size: int, weights: str | None) -> keras.Model:
-    """Look a backbone up by name and build it (weights: None, 'imagenet', 'lite0-imagenet' or a path)."""
+    """Look a backbone up by name and build it (weights: None, 'imagenet', 'liteN-imagenet' or a path)."""
     if name not in BACKBONES:
         raise KeyError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
     return BACKBONES[name].build(img_size, weights)

@@ -52,7 +52,7 @@ def _bn(sd: dict, prefix: str) -> list[np.ndarray]:
 
 
 def keras_weights(sd: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Map Lite0's PyTorch tensor names to ``{keras layer name: weights}``."""
+    """Map a Lite checkpoint's PyTorch tensor names to ``{keras layer name: weights}``."""
     out = {
         "stem_conv": [_conv(sd["_conv_stem.weight"])],
         "stem_bn": _bn(sd, "_bn0."),
@@ -82,11 +82,16 @@ def load_lite_weights(backbone: keras.Model, path: str | Path | None = None, var
     if not path.is_file():
         raise WeightsUnavailable(f"{variant.title()} checkpoint not found: {path}")
     mapped = keras_weights(load_state_dict(path))
-    unfilled = [layer.name for layer in backbone.layers
-                if layer.weights and "_se_" not in layer.name and layer.name not in mapped]
-    if unfilled:
-        raise ValueError(f"{path.name} has no tensors for {len(unfilled)} layers of this backbone "
-                         f"(e.g. {unfilled[0]}): it is another Lite variant")
+    layers = {layer.name: layer for layer in backbone.layers}
+    unfilled = [name for name, layer in layers.items() if layer.weights and "_se_" not in name and name not in mapped]
+    homeless = [name for name in mapped if name not in layers]
+    misfit = [name for name, weights in mapped.items() if name in layers
+              and [tuple(w.shape) for w in layers[name].weights] != [w.shape for w in weights]]
+    if unfilled or homeless or misfit:  # checked before anything is written: no half-filled backbone
+        example = (unfilled or homeless or misfit)[0]
+        raise ValueError(f"{path.name} does not fit this backbone ({len(unfilled)} layers without tensors, "
+                         f"{len(homeless)} tensors without a layer, {len(misfit)} of another shape; e.g. "
+                         f"{example}): it is another Lite variant")
     for name, weights in mapped.items():
         backbone.get_layer(name).set_weights(weights)
     return len(mapped)

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 APP_NAME = "clarityx"
-BUNDLED_NAME = "clarityx_lite0"
+BUNDLED_NAME = "clarityx_lite2"
 
 MODEL_ENV = "CLARITYX_MODEL"
 MODELS_DIR_ENV = "CLARITYX_MODELS_DIR"

@@ -18,23 +18,33 @@ import numpy as np
 BN_EPSILON = 1e-3
 
 
-# Stages whose max- and mean-pooled maps a head reads, by feature set (clarityx.training.views.STAGES):
+# Stages whose max- and mean-pooled maps a head reads, by feature set (clarityx.training.views.pooled_extractor):
 # "last": the last map only (the seed head); "multiscale": the last map and the ends of stages 6 and 5,
 # which see small lesions (microaneurysms, exudates) that the last map blurs away.
 FEATURE_SETS = {"last": ("last",), "multiscale": ("last", "s6", "s5")}
 
 
-def channel_stats(pooled: dict[str, np.ndarray], stages=FEATURE_SETS["last"]) -> dict:
+# A column's spread is floored at this share of the median spread of its stage and pooling. Without it, a
+# channel that ReLU6 saturates on nearly every training photo (its max is 6.0 with a spread of 0.02) is
+# divided by that tiny spread: the head then reacts 20-50 times more to it than to a typical column, so a
+# photo where it is not saturated (another camera) moves the answer, and int8 export loses every other row of
+# the Dense layer to that one row's range (v4 before the floor: one row 2.9, the median row 0.06).
+SD_FLOOR = 0.5
+
+
+def channel_stats(pooled: dict[str, np.ndarray], stages=FEATURE_SETS["last"], sd_floor: float = SD_FLOOR) -> dict:
     """Statistics of the training photos' pooled vectors (clean view), per stage: ``"bn"``, the per-channel
     mean and variance of the mean-pooled vectors (the head's BatchNorm), and per pooling (``"max"``,
-    ``"mean"``) the per-column mean and standard deviation that standardise the head's inputs."""
+    ``"mean"``) the per-column mean and standard deviation that standardise the head's inputs, each spread
+    at least ``sd_floor`` times the median spread of its stage and pooling (:data:`SD_FLOOR`)."""
     out = {}
     for s in stages:
         entry = {"bn": (np.asarray(pooled[f"{s}_mean"], np.float64).mean(axis=0),
                         np.asarray(pooled[f"{s}_mean"], np.float64).var(axis=0) + 1e-4)}
         for kind in ("max", "mean"):
             x = np.asarray(pooled[f"{s}_{kind}"], np.float64)
-            entry[kind] = (x.mean(axis=0), x.std(axis=0) + 1e-3)
+            sd = x.std(axis=0)
+            entry[kind] = (x.mean(axis=0), np.maximum(sd, sd_floor * np.median(sd)) + 1e-3)
         out[s] = entry
     return out
 

@@ -11,7 +11,7 @@ rotation, flips and field-of-view jitter.
 The cache keeps, per view, the pooled maps the head and the candidates compared in the README read
 (:func:`clarityx.model.backbones.model_tap_layers`): max and mean of the last map, its generalised mean
 (GeM, p = 3; Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human annotation",
-TPAMI 2018), and max and mean of the 112- and 192-channel maps of stages 5 and 6.
+TPAMI 2018), and max and mean of the maps at the ends of stages 5 and 6 (112 and 192 channels in Lite0).
 """
 from __future__ import annotations
 
