@@ -69,7 +69,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)
         from clarityx.scale import predict_on_ray
-        return predict_on_ray(args, heatmap_name, DISCLAIMER)
+        return predict_on_ray(args, heatmap_name, end_of_run)
     paths = find_images(args.inputs)
     if not paths:
         print("clarityx: no images found in " + " ".join(args.inputs), file=sys.stderr)
@@ -129,10 +129,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 except WriteFailed as exc:  # e.g. a full disk: stop; what was written and printed stays
                     print(f"clarityx: {exc}", file=sys.stderr)
                     return 1
+    return end_of_run(missing, args.json)
+
+
+def end_of_run(missing: list[Path], as_json: bool) -> int:
+    """The end of a ``predict`` run on either engine: name the inputs that do not exist, say what the
+    answers are (not in JSON mode), and the exit code (1 when an input was missing)."""
     if missing:
         print(f"clarityx: {len(missing)} of the named files or folders do not exist: "
               + ", ".join(map(str, missing)), file=sys.stderr)
-    if not args.json:
+    if not as_json:
         print(DISCLAIMER, file=sys.stderr)
     return 1 if missing else 0
 

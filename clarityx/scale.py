@@ -266,9 +266,9 @@ def connect(address: str | None) -> bool:
     return address is None
 
 
-def predict_on_ray(args, heatmap_name: Callable, disclaimer: str) -> int:
+def predict_on_ray(args, heatmap_name: Callable, end_of_run: Callable[[list[Path], bool], int]) -> int:
     """``clarityx predict --engine ray``: the same rows as the single-process engine. Exit codes as there.
-    ``heatmap_name``: ``clarityx.cli.heatmap_name`` (passed in: this module does not import the CLI)."""
+    ``heatmap_name`` and ``end_of_run``: ``clarityx.cli``'s (passed in: this module does not import the CLI)."""
     if args.engine != "ray":
         print("clarityx: --address, --num-actors and --resume need --engine ray", file=sys.stderr)
         return 2
@@ -325,9 +325,4 @@ def predict_on_ray(args, heatmap_name: Callable, disclaimer: str) -> int:
     finally:
         if started:
             ray.shutdown()
-    if absent:
-        print(f"clarityx: {len(absent)} of the named files or folders do not exist: "
-              + ", ".join(map(str, absent)), file=sys.stderr)
-    if not args.json:
-        print(disclaimer, file=sys.stderr)
-    return 1 if absent else 0
+    return end_of_run(absent, args.json)
