@@ -10,6 +10,7 @@ EfficientNet-Lite tensors offline (``weights="lite0-imagenet"``, ``"lite1-imagen
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -81,13 +82,17 @@ def _block(x, index: int, expand: int, kernel: int, stride: int, f_in: int, f_ou
 
 
 # Maps a head may read: the last map, and the ends of stage 6 (stride 32) and stage 5 (stride 16), whose
-# layer names depend on the variant's depth (:func:`tap_layers`).
+# layer names depend on the variant's depth.
+
+
+def _taps(stage_ends: list[int]) -> dict[str, str]:
+    """``{tag: layer name}`` from the index of each stage's last block."""
+    return {"last": "top_activation", "s6": f"block{stage_ends[5]}_add", "s5": f"block{stage_ends[4]}_add"}
 
 
 def tap_layers(blocks=B0_BLOCKS) -> dict[str, str]:
-    """``{tag: layer name}`` of the tapped maps in a backbone of :func:`build_efficientnet` with ``blocks``."""
-    ends = [sum(spec[-1] for spec in blocks[:k + 1]) - 1 for k in range(len(blocks))]
-    return {"last": "top_activation", "s6": f"block{ends[5]}_add", "s5": f"block{ends[4]}_add"}
+    """The tapped layers of a backbone of :func:`build_efficientnet` with ``blocks``, from its stage table."""
+    return _taps([end - 1 for end in itertools.accumulate(spec[-1] for spec in blocks)])
 
 
 def model_tap_layers(backbone: keras.Model) -> dict[str, str]:
@@ -99,8 +104,8 @@ def model_tap_layers(backbone: keras.Model) -> dict[str, str]:
         i += 1
     if not widths:  # e.g. Keras' own EfficientNetB0 names its blocks otherwise: its last map only
         return {"last": "top_activation"}
-    ends = [j for j in range(len(widths)) if j == len(widths) - 1 or widths[j + 1] != widths[j]]
-    return {"last": "top_activation", "s6": f"block{ends[5]}_add", "s5": f"block{ends[4]}_add"}
+    return _taps([j for j in range(len(widths)) if j == len(widths) - 1 or widths[j + 1] != widths[j]])
+
 
 # The backbone's output map by feature set, in channel order: (tap, how it is pooled). Stage 5 is brought
 # to the last map's grid twice, by 2×2 average pooling ("mean": its global mean is stage 5's mean) and by
