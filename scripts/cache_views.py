@@ -31,6 +31,38 @@ def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
         photos = [p for ps in read_outside(outside).values() for p in ps]
         lists["outside"] = [str(p.path) for p in photos]
         lists["originals"] = [str(p.original) for p in photos if p.original is not None]
+    lists.update(answer_check_lists(data))
+    return lists
+
+
+def answer_check_lists(data: str) -> dict[str, list[str]]:
+    """The sets that check one answer each (view 0 only, but IDRiD's training part, which is fitted on):
+    IDRiD (fetched; graded DR), CSDI (cataract haze), real front-of-eye photos as taken and as circular crops."""
+    from clarityx.data.external import (circular_crop, fetched_root, read_csdi, read_front_of_eye, read_idrid)
+    from clarityx.screening.files import atomic_path
+    from clarityx.screening.imageio import load_image
+
+    lists = {}
+    idrid = read_idrid(fetched_root() / "idrid")
+    if idrid:
+        lists["idrid"] = [str(p.path) for p in idrid]
+        lists["idrid_train"] = [str(p.path) for p in idrid if p.part == "train"]
+    external = Path(data) / "external"
+    if (external / "csdi" / "labels.csv").is_file():
+        lists["csdi"] = [str(p.path) for p in read_csdi(external / "csdi")]
+    if (external / "front_of_eye" / "labels.csv").is_file():
+        photos = read_front_of_eye(external / "front_of_eye")
+        lists["front_of_eye"] = [str(p.path) for p in photos]
+        circles = fetched_root() / "front_of_eye_circles"  # derived files, outside the repository
+        circles.mkdir(parents=True, exist_ok=True)
+        lists["front_of_eye_circles"] = []
+        for p in photos:
+            out = circles / (p.path.stem + ".png")
+            if not out.is_file():
+                import cv2
+                with atomic_path(out) as tmp:
+                    cv2.imwrite(str(tmp), cv2.cvtColor(circular_crop(load_image(p.path)), cv2.COLOR_RGB2BGR))
+            lists["front_of_eye_circles"].append(str(out))
     return lists
 
 
@@ -64,7 +96,8 @@ def main() -> int:
     backbone = frozen_backbone(args)
     lists = photo_lists(args.split, args.data)
     for view in args.views:
-        for name in (["all", "outside", "originals"] if view == 0 else ["train"]):
+        for name in (["all", "outside", "originals", "idrid", "csdi", "front_of_eye", "front_of_eye_circles"]
+                     if view == 0 else ["train", "idrid_train"]):
             if name not in lists:
                 continue
             t = time.time()

@@ -85,3 +85,117 @@ def read_outside(external: str | Path) -> dict[str, list[OutsidePhoto]]:
     external = Path(external)
     return {name: READERS[name](external / name) for name in OUTSIDE_SETS
             if (external / name / "labels.csv").is_file()}
+
+
+# --- Sets that are fetched (scripts/fetch_outside.sh) or that check one answer each ----------------------------
+# Fetched sets live outside the repository, in FETCHED_ENV (default: ``fetched/`` beside the checkout).
+FETCHED_ENV = "CLARITYX_FETCHED"
+
+
+def fetched_root(default: str | Path | None = None) -> Path:
+    """Where fetched public sets (IDRiD, ACRIMA) live: ``$CLARITYX_FETCHED``, else ``../fetched``."""
+    import os
+
+    return Path(os.environ.get(FETCHED_ENV) or default or Path(__file__).resolve().parents[2].parent / "fetched")
+
+
+@dataclass(frozen=True)
+class GradedPhoto:
+    """A photo with a known DR grade (0-4) and macular-oedema risk (0-2), as IDRiD grades them."""
+    path: Path
+    dataset: str
+    part: str          # "train" | "test" (the set's own parts)
+    grade: int
+    dme: int
+
+    @property
+    def referable(self) -> bool:
+        return self.grade >= 2
+
+    @property
+    def patient(self) -> str:  # IDRiD publishes no patient ids: each photo is its own bootstrap unit
+        return f"{self.dataset}:{self.part}:{self.path.stem}"
+
+
+IDRID_GRADING = "dataset/B. Disease Grading"
+
+
+def read_idrid(root: str | Path) -> list[GradedPhoto]:
+    """IDRiD's disease-grading part (Porwal et al., "Indian Diabetic Retinopathy Image Dataset (IDRiD)", Data 3(3),
+    2018; CC BY 4.0): 413 training and 103 test photos (Kowa VX-10α, 4288×2848) with DR grade and oedema risk.
+    The labels are CRLF CSVs whose header has a trailing space; the test ids restart at IDRiD_001."""
+    base = Path(root) / IDRID_GRADING
+    if not base.is_dir():
+        base = Path(root)
+    out = []
+    for part, images, labels in (("train", "a. Training Set", "a. IDRiD_Disease Grading_Training Labels.csv"),
+                                 ("test", "b. Testing Set", "b. IDRiD_Disease Grading_Testing Labels.csv")):
+        csv_file = base / "2. Groundtruths" / labels
+        if not csv_file.is_file():
+            continue
+        with open(csv_file, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        header = [h.strip() for h in rows[0]]
+        name, grade, dme = (header.index(k) for k in ("Image name", "Retinopathy grade", "Risk of macular edema"))
+        for row in rows[1:]:
+            if len(row) <= max(name, grade, dme) or not row[name].strip():
+                continue
+            out.append(GradedPhoto(base / "1. Original Images" / images / f"{row[name].strip()}.jpg", "idrid", part,
+                                   int(row[grade]), int(row[dme])))
+    return out
+
+
+@dataclass(frozen=True)
+class DiscPhoto:
+    """An optic-disc crop labelled glaucoma or normal (ACRIMA: Diaz-Pinto et al., "CNNs for automatic glaucoma
+    assessment using fundus images: an extensive validation", BioMedical Engineering OnLine 18:29, 2019;
+    CC BY 4.0). Glaucoma files carry ``_g_`` in their names."""
+    path: Path
+    glaucoma: bool
+
+
+def read_acrima(root: str | Path) -> list[DiscPhoto]:
+    base = Path(root) / "archive" / "Database" / "Images"
+    if not base.is_dir():
+        base = Path(root)
+    return [DiscPhoto(p, "_g_" in p.name) for p in sorted(base.glob("*.jpg"))]
+
+
+@dataclass(frozen=True)
+class CataractPhoto:
+    """CSDI (cataract severity): the set's 0-10 lens-opacity score, photos graded below 5."""
+    path: Path
+    score: float
+
+
+def read_csdi(root: str | Path) -> list[CataractPhoto]:
+    root = Path(root)
+    return [CataractPhoto(root / r["path"], float(r["score"])) for r in _rows(root / "labels.csv")]
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A real photo of the front of the eye (what a person uploads by mistake), with the repository it came from."""
+    path: Path
+    source: str
+    kind: str
+
+
+def read_front_of_eye(root: str | Path) -> list[LookAlike]:
+    root = Path(root)
+    return [LookAlike(root / r["path"], r["source_repo"], r["kind"]) for r in _rows(root / "labels.csv")]
+
+
+def circular_crop(rgb, size: int = 512):
+    """The centre 90% square of the short side, masked to a circle on black, at ``size`` px: how phone and
+    fundus-adapter apps frame a shot, and the form in which front-of-eye photos pass a fundus photo check."""
+    import cv2
+    import numpy as np
+
+    h, w = rgb.shape[:2]
+    side = int(0.9 * min(h, w))
+    top, left = (h - side) // 2, (w - side) // 2
+    square = cv2.resize(rgb[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2 <= (size / 2) ** 2
+    return np.where(inside[..., None], square, 0).astype(np.uint8)
