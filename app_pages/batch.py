@@ -16,9 +16,10 @@ from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
 from clarityx.screening.history import thumbnail_png
 from clarityx.screening.pipeline import Result, analyse
 from clarityx.screening.report import batch_csv, png_data_uri, referable_flag
+from clarityx.screening.tested import untested_note
 
 BATCH_THUMBNAIL_SIDE = 96
-FLAG_WORDS = {True: "flagged", False: "no", None: "–"}
+FLAG_WORDS = {True: "yes", False: "no", None: "–"}  # as in the CSV (report.batch_csv)
 ROW_HEIGHT = 38  # px, room for a thumbnail
 
 
@@ -120,6 +121,9 @@ if files:
     classifier = get_classifier()
     if results and classifier is not None:
         card = classifier.card
-        results_ui(results, classifier.classes, f"{card.name} ({card.training.get('finished', 'unknown')})",
-                   card.dr_threshold)
+        caveat = untested_note(card.metrics)
+        if caveat:
+            st.warning(caveat)
+        model = f"{card.name} ({card.training.get('finished', 'unknown')})" + (" — untested model" if caveat else "")
+        results_ui(results, classifier.classes, model, card.dr_threshold)
 st.caption(DISCLAIMER)

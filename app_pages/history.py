@@ -1,6 +1,8 @@
 """History: the visits a person chose to save, on this computer — listed, plotted over time, deleted."""
 from __future__ import annotations
 
+from collections import Counter
+
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
@@ -8,8 +10,8 @@ from plotly.subplots import make_subplots
 
 from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER
-from clarityx.screening.classes import NORMAL
-from clarityx.screening.history import History, HistoryUnavailable, Visit, local, shown_time
+from clarityx.screening.classes import BY_KEY, NORMAL
+from clarityx.screening.history import History, HistoryUnavailable, Visit, exact_time, shown_time
 from clarityx.screening.report import png_data_uri
 
 WORTH_A_LINE = 0.25  # a condition is drawn by default once it reached this in a shown visit (or was on top)
@@ -47,8 +49,20 @@ def axis_labels(visits: list[Visit]) -> dict[int, str]:
     a minute (on a category axis they would otherwise fall on one point)."""
     labels = {id(v): shown_time(v.taken_at) for v in visits}
     if len(set(labels.values())) < len(visits):
-        labels = {id(v): local(v.taken_at).strftime("%Y-%m-%d %H:%M:%S %Z") for v in visits}
+        labels = {id(v): exact_time(v.taken_at) for v in visits}
     return labels
+
+
+def colour_of(condition: str, visits: list[Visit]) -> str:
+    """A condition's colour: fixed by its place in the table of classes, so it is the same in the Both, Right
+    and Left views (a class no table knows takes its place among the visits' classes after them)."""
+    known = list(BY_KEY)
+    if condition in known:
+        i = known.index(condition)
+    else:
+        others = [c for c in conditions_of(visits) if c not in known]
+        i = len(known) + (others.index(condition) if condition in others else 0)
+    return qualitative.D3[i % len(qualitative.D3)]
 
 
 def trend_figure(visits: list[Visit], conditions: list[str]) -> go.Figure:
@@ -58,7 +72,7 @@ def trend_figure(visits: list[Visit], conditions: list[str]) -> go.Figure:
     sides = [s for s in SIDES if any(e.side == s for v in visits for e in v.eyes)] or list(SIDES)
     fig = make_subplots(rows=1, cols=len(sides), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"{s.capitalize()} eye" for s in sides])
-    colours = {c: qualitative.D3[i % len(qualitative.D3)] for i, c in enumerate(conditions_of(visits))}
+    colours = {c: colour_of(c, visits) for c in conditions}
     models = list(dict.fromkeys(model_of(v) for v in visits))
     dashes = ("solid", "dash", "dot", "dashdot")
     at = axis_labels(visits)
@@ -76,10 +90,16 @@ def trend_figure(visits: list[Visit], conditions: list[str]) -> go.Figure:
                     legendgroup=name,
                     line=dict(color=colours[c], dash=dashes[m % len(dashes)]), marker=dict(size=9),
                     hovertemplate="%{x}: %{y:.0%}<extra>" + name + "</extra>"), row=1, col=col)
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(order)))
+    categories = list(dict.fromkeys(order))
+    # Both panels show every visit on the same axis (a visit of one eye only leaves a gap in the other).
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories,
+                     range=[-0.5, len(categories) - 0.5], tickangle=-30, automargin=True)
     fig.update_yaxes(range=[-0.04, 1.06], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%")
     fig.update_yaxes(title="probability", row=1, col=1)
-    fig.update_layout(height=400, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
+    # The legend under the date labels, never over them (automargin makes room for both).
+    rows_of_legend = 1 + len(fig.data) // 3
+    fig.update_layout(height=400 + 24 * rows_of_legend, margin=dict(l=10, r=10, t=30, b=10 + 24 * rows_of_legend),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"))
     # Each condition once in the legend, even when it is drawn in both panels.
     named: set[str] = set()
     for trace in fig.data:
@@ -95,23 +115,46 @@ def rows(visits: list[Visit]) -> list[dict]:
             top = max(e.probabilities, key=e.probabilities.get) if e.probabilities else None
             out.append({
                 "date": shown_time(v.taken_at), "eye": e.side,
-                "photo": png_data_uri(e.thumbnail) if e.thumbnail else None,
+                "photo": png_data_uri(e.thumbnail) if e.thumbnail and e.status == "ok" else None,
                 "result": f"{label(top)} ({e.probabilities[top]:.0%})" if top else f"not graded: {e.message}",
                 "model": model_of(v), "visit": v.id})
     return out
 
 
+def eye_summary(e) -> str:
+    """One eye of a saved visit in a few words: its side and top answer, or that it was not graded."""
+    probs = e.probabilities or {}
+    if e.status == "ok" and probs:
+        top = max(probs, key=probs.get)
+        return f"{e.side} eye: {label(top)} ({probs[top]:.0%})"
+    return f"{e.side} eye: not graded"
+
+
 def visit_name(v: Visit) -> str:
-    return f"{shown_time(v.taken_at)} — {' and '.join(e.side for e in v.eyes) or 'no eyes'} eye ({model_of(v)})"
+    """A visit as the delete picker names it: its local time to the second, each eye with its top answer,
+    and the model."""
+    eyes = "; ".join(eye_summary(e) for e in v.eyes) or "no eyes"
+    return f"{exact_time(v.taken_at)} — {eyes} ({model_of(v)})"
+
+
+def visit_names(visits: list[Visit]) -> dict[int, str]:
+    """Every visit's name, each one distinct: two visits alike to the second also get their saved order."""
+    names = {v.id: visit_name(v) for v in visits}
+    counts = Counter(names.values())
+    return {vid: name + (f" — saved visit no. {vid}" if counts[name] > 1 else "") for vid, name in names.items()}
 
 
 def delete_ui(history: History, visits: list[Visit]) -> None:
-    """Delete one visit, or everything; the next page run says what was deleted."""
+    """Delete one visit (by its id), or everything; the next page run says what was deleted."""
+    names = visit_names(visits)
     with st.expander("Delete"):
-        chosen = st.selectbox("Visit", visits, format_func=visit_name, key="delete_visit")
-        if st.button("Delete this visit"):
-            history.delete(chosen.id)
-            st.session_state["history_said"] = f"Deleted the visit of {visit_name(chosen)}."
+        chosen = st.selectbox("Visit", list(names), format_func=names.get, key="delete_visit")
+        if st.button("Delete this visit") and chosen is not None:
+            if history.delete(chosen):
+                st.session_state["history_said"] = f"Deleted the visit of {names[chosen]}."
+            else:
+                st.session_state["history_said"] = f"The visit of {names[chosen]} was already deleted."
+            st.session_state.pop("delete_visit", None)
             st.rerun()
         sure = st.checkbox("Yes, delete my whole history", key="delete_all_sure")
         if st.button("Delete everything", disabled=not sure):

@@ -2,21 +2,23 @@
 train in the background with live progress and a stop button; the new model joins the model list."""
 from __future__ import annotations
 
+import math
+import re
 
 import streamlit as st
 
 from app_pages.shared import DISCLAIMER
-from clarityx.retrain import RetrainRefused, TrainingJob, allow_root, allowed_roots, confine
+from clarityx.retrain import (INSTALL_ADVICE, RetrainRefused, TrainingJob, allow_root, allowed_roots, confine,
+                              missing_training_packages)
 from clarityx.screening import settings
 from clarityx.screening.catalogue import available_models
+from clarityx.screening.tested import MIN_TEST_PHOTOS  # fewer test photos: a model is untested
 
 TASKS = {"Eye conditions (the dataset's labels: normal, glaucoma, ...)": [],
          "Diabetic-retinopathy grade 0–4 (APTOS 2019, EyePACS or ODIR-5K grades)": ["--task", "dr-grade"]}
 TEST_SHARE = 0.15  # of the photos held out to test the new model (passed to train.py below)
 QUICK = ["--backbone", "efficientnet_lite0", "--weights", "lite0-imagenet", "--img-size", "256", "--epochs", "0",
          "--head-epochs", "30", "--test-frac", str(TEST_SHARE)]
-# Fewer test photos than this and a test accuracy is uncertain by more than ±10 points (95%).
-MIN_TEST_PHOTOS = 100
 # The bundled model's head-only run read ~6,000 photos at 448 px in 49 min on 2 cores (README): ~0.5 s a
 # photo; this page trains at 256 px, about a third of the pixels. A rough guide, not a promise.
 SECONDS_PER_PHOTO = 0.5 * (256 / 448) ** 2
@@ -112,12 +114,90 @@ def roots_ui() -> None:
                 st.error(str(exc))
 
 
+CACHED = re.compile(r"view (\d+): (\d+)/(\d+) photos")
+
+
+def caching_count(log: str | None, view: int) -> tuple[int, int] | None:
+    """(done, of) from the run's log: train.py prints "view V: n/N photos" while it caches features."""
+    try:
+        with open(log or "", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    found = [m for m in CACHED.finditer(tail) if int(m.group(1)) == view]
+    return (int(found[-1].group(2)), int(found[-1].group(3))) if found else None
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def stage_line(p: dict) -> tuple[str, float | None]:
+    """The run's stage in words (auditing, caching features n of N, fitting, evaluating), and how far it is
+    when that can be told (None: no bar)."""
+    stage = str(p.get("stage") or "starting")
+    if stage.startswith("features of view"):
+        view, views = int(p.get("epoch") or 0), int(p.get("epochs") or 0)
+        which = f" (view {view + 1} of {views + 1})" if views else ""
+        count = caching_count(p.get("log"), view)
+        if count is None:
+            return f"Caching features of the photos{which}…", None
+        done, of = count
+        return f"Caching features: {done:,} of {of:,} photos{which}", done / max(1, of)
+    if stage == "fine-tuning the whole network" and p.get("epoch"):
+        epoch, epochs = int(p["epoch"]), max(1, int(p.get("epochs") or 1))
+        losses = [f"{name} {p[key]:.3f}" for key, name in (("loss", "loss"), ("val_loss", "validation loss"))
+                  if finite(p.get(key))]
+        if finite(p.get("val_accuracy")):
+            losses.append(f"validation accuracy {p['val_accuracy']:.0%}")
+        return f"Fitting: fine-tuning, epoch {epoch} of {epochs}" + (f" — {', '.join(losses)}" if losses else ""), \
+            epoch / epochs
+    words = {"starting": "Starting…", "reading and auditing the data": "Auditing the photos…",
+             "training the head": "Fitting the model…", "fine-tuning the whole network": "Fitting: fine-tuning…",
+             "calibrating and testing": "Evaluating on the held-out photos…",
+             "exporting the ONNX graph and checking the outside sets": "Evaluating: exporting the model and "
+                                                                       "checking it on outside photos…",
+             "finished": "Installing the new model…"}
+    return words.get(stage, stage[:1].upper() + stage[1:] + "…"), None
+
+
+def stop_run(name: str) -> None:
+    """The Stop button's callback: it runs before the page is drawn, so a click is never lost to a rerun."""
+    try:
+        outcome = job().stop()
+    except RetrainRefused as exc:
+        st.session_state["training_said"] = str(exc)
+        return
+    if outcome == "installed":
+        st.session_state["training_said"] = (f"Training **{name}** had already finished before Stop: its model "
+                                             "is installed (below).")
+
+
+def stopped_ui(p: dict) -> None:
+    st.info(f"Stopped: training **{p['name']}** was stopped and its unfinished files deleted. Nothing was "
+            "installed; your installed models and your dataset are as they were.")
+
+
+def failed_ui(p: dict) -> None:
+    code = f" (exit code {p['returncode']})" if p.get("returncode") is not None else ""
+    st.error(f"Training **{p['name']}** failed{code}; no model was changed. The last lines of its log "
+             f"({p.get('log')}) say why:")
+    tail = p.get("log_tail") or ""
+    if tail:
+        st.code(tail, language=None)
+    if "No module named" in tail:
+        st.warning("A training package is missing. " + INSTALL_ADVICE)
+
+
 @st.fragment(run_every=2)
 def progress_ui() -> None:
     """The run's progress, refreshed every 2 s; when it starts, ends or is installed, the whole page
-    reruns, so the sidebar's model list, the count of models and the Start button follow."""
+    reruns, so the sidebar's model list, the count of models and the Start button follow. The outcome of
+    the last run (installed, stopped, failed) stays on the page until the next one."""
     p = job().progress()
-    seen = (p.get("name"), bool(p.get("running")), p.get("stage"))
+    seen = (p.get("name"), bool(p.get("running")), p.get("stage") in ("installed", "stopped", "failed"))
     if st.session_state.setdefault("training_seen", seen) != seen:
         st.session_state["training_seen"] = seen
         st.rerun(scope="app")
@@ -127,28 +207,32 @@ def progress_ui() -> None:
         return
     stage = p.get("stage", "starting")
     if p.get("running"):
-        st.info(f"Training **{p['name']}**: {stage}")
-        if p.get("epoch"):
-            st.progress(p["epoch"] / max(1, p.get("epochs", 1)),
-                        text=f"epoch {p['epoch']} of {p.get('epochs')} — loss {p.get('loss', float('nan')):.3f}, "
-                             f"validation loss {p.get('val_loss', float('nan')):.3f}, "
-                             f"validation accuracy {p.get('val_accuracy', float('nan')):.1%}")
-        if st.button("Stop training", key="stop_training"):
-            job().stop()
-            st.session_state["training_said"] = (
-                f"Stopped: training **{p['name']}** was stopped and its unfinished files deleted. Nothing was "
-                "installed; your installed models and your dataset are as they were.")
-            st.rerun(scope="app")
+        text, done = stage_line(p)
+        st.info(f"Training **{p['name']}**: {text}")
+        if done is not None:
+            st.progress(min(1.0, max(0.0, done)), text=text)
+        st.button("Stop training", key="stop_training", on_click=stop_run, args=(p["name"],))
     elif stage == "installed":
         finished_ui(p)
+    elif stage == "stopped":
+        stopped_ui(p)
     elif stage == "failed":
-        st.error(f"Training {p['name']} failed (exit code {p.get('returncode')}); no model was changed. "
-                 f"Its log: {p.get('log')}")
+        failed_ui(p)
+
+
+def packages_ui() -> bool:
+    """Before anything starts: whether the training packages are here; if not, what to install."""
+    missing = missing_training_packages()
+    if missing:
+        st.error(f"**Training needs packages that are not installed here:** {', '.join(missing)}. "
+                 + INSTALL_ADVICE)
+    return not missing
 
 
 st.title("Retrain on your own photos")
 st.write("A dataset is a folder with one sub-folder per class (or an APTOS, G1020 or ODIR-5K download). "
          "Training runs on this computer, in the background; how long it takes depends on the number of photos.")
+ready = packages_ui()
 roots_ui()
 folder = st.text_input("Dataset folder", key="retrain_folder")
 if folder:
@@ -166,8 +250,9 @@ if folder:
         task = st.radio("What the new model answers", list(TASKS), key="retrain_task")
         name = st.text_input("Name of the new model", key="retrain_name")
         running = job().running()
-        if st.button("Start training", disabled=running or not name, type="primary"):
+        if st.button("Start training", disabled=running or not name or not ready, type="primary"):
             job().start(path, name, QUICK + TASKS[task])
+            st.session_state.pop("training_said", None)
             st.rerun()
     except RetrainRefused as exc:
         st.error(str(exc))

@@ -15,9 +15,10 @@ from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifi
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
 from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
-from clarityx.screening.report import (REFUSED_IMAGE_SIDE, REPORT_IMAGE_SIDE, EyeReport, VisitReport, data_uri,
+from clarityx.screening.report import (REPORT_IMAGE_SIDE, EyeReport, VisitReport, data_uri,
                                        report_file_name, report_html, report_jpeg, report_pdf)
 from clarityx.screening.pipeline import Result, analyse
+from clarityx.screening.tested import untested_note
 
 
 def bar_chart(names: list[str], values: list[float], colours: list[str]) -> go.Figure:
@@ -74,11 +75,13 @@ def image_uri(rgb, side: int) -> str:
     return data_uri(report_jpeg(rgb, side))
 
 
-def show_refusal(result: Result) -> None:
-    st.error(f"**This photo cannot be graded.** {result.message}")
-    st.caption("No disease probabilities are shown for a photo that cannot be graded.")
-    if result.rgb is not None:
-        st.image(image_uri(result.rgb, REFUSED_IMAGE_SIDE), caption="The photo you gave", width=120)
+def show_refusal(screened: Screened) -> None:
+    """A refused photo (perhaps not an eye at all: a stranger's face) is named with its reason, not shown."""
+    result = screened.result
+    named = f" ({screened.name})" if screened.name else ""
+    st.error(f"**This photo{named} cannot be graded.** {result.message}")
+    st.caption("No disease probabilities are shown for a photo that cannot be graded, and a refused photo is "
+               "neither shown again, put in the report nor kept in your history: only its name and the reason.")
 
 
 def referable_note(result: Result, card: ModelCard) -> str | None:
@@ -97,7 +100,10 @@ def advice(result: Result, card: ModelCard) -> tuple[str, str, str]:
 def show_result(screened: Screened, side: str) -> None:
     result, card = screened.result, get_classifier().card
     meaning, action, urgency = advice(result, card)
-    st.subheader(f"{side} eye: {headline(result.ranked)}")
+    caveat = untested_note(card.metrics)
+    st.subheader(f"{side} eye: {headline(result.ranked)}" + (" — untested model" if caveat else ""))
+    if caveat:
+        st.warning(caveat)
     st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
     box = {"routine": st.info, "urgent": st.error}.get(urgency, st.warning)
     box(f"{meaning}\n\n**What to do:** {action}")
@@ -128,9 +134,11 @@ def heat_map_ui(screened: Screened, side: str) -> None:
 def photo_input(side: str):
     """An upload, or (only when the person turns it on) the camera."""
     key = side.lower()
+    visit = st.session_state.get("visit_number", 0)
+    suffix = f"_{visit}" if visit else ""  # a new visit: new, empty photo boxes
     if st.toggle("Use the camera", key=f"camera_on_{key}"):
-        return st.camera_input(f"Take a {key}-eye fundus photo", key=f"camera_{key}")
-    return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}")
+        return st.camera_input(f"Take a {key}-eye fundus photo", key=f"camera_{key}{suffix}")
+    return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}{suffix}")
 
 
 def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str) -> VisitReport:
@@ -146,12 +154,13 @@ def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datet
                                   report_jpeg(r.rgb), report_jpeg(r.pixels), report_jpeg(heat), label(r.top),
                                   f"{meaning} What to do: {action}", referable_note(r, card) or "", s.name))
         else:
-            eyes.append(EyeReport(side, r.status, r.message,
-                                  photo=report_jpeg(r.rgb, REFUSED_IMAGE_SIDE) if r.rgb is not None else None,
-                                  file_name=s.name))
+            # A refused photo (perhaps not an eye at all: a stranger's face) is named with its reason, not shown.
+            eyes.append(EyeReport(side, r.status, r.message, file_name=s.name))
     graded = any(s.result.status == "ok" for s in screened.values())
-    notes = weak_spot_notes(card.metrics, card.gate_settings.weak_recall) if graded else []
-    return VisitReport(taken_at, card.name, version, eyes, notes)
+    caveat = untested_note(card.metrics)
+    # An untested model's "weak spots" were measured on a handful of photos: its caveat says it all.
+    notes = weak_spot_notes(card.metrics, card.gate_settings.weak_recall) if graded and not caveat else []
+    return VisitReport(taken_at, card.name, version, eyes, notes, caveat=caveat or "")
 
 
 def visit_key(screened: dict[str, Screened], taken_at: datetime) -> str:
@@ -159,24 +168,55 @@ def visit_key(screened: dict[str, Screened], taken_at: datetime) -> str:
     return f"{taken_at.isoformat()}|{chosen_model()}|" + "|".join(f"{k}:{s.digest}" for k, s in screened.items())
 
 
+def eyes_in_words(screened: dict[str, Screened]) -> str:
+    sides = [side.lower() for side in screened]
+    return " and ".join(sides) + (" eyes" if len(sides) > 1 else " eye")
+
+
+def start_new_visit() -> None:
+    """The "Start a new visit" button (a callback: it runs before the page is drawn): empty photo boxes,
+    no results, and the next save makes a new visit."""
+    for key in ("results", "visit_time", "saved_visit", "saved_visit_id"):
+        st.session_state.pop(key, None)
+    st.session_state["visit_number"] = st.session_state.get("visit_number", 0) + 1
+    st.session_state["visit_said"] = "A new visit has started. Your saved visits are on the History page."
+
+
 def save_ui(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str, column) -> None:
-    """Save the visit once; afterwards the button says it is saved."""
+    """Save the visit. A visit is one visit: once saved, saving again (after adding the other eye or
+    changing a photo) updates the same saved visit; "Start a new visit" begins another."""
     key = visit_key(screened, taken_at)
+    saved_id = st.session_state.get("saved_visit_id")
     if st.session_state.get("saved_visit") == key:
         column.button("Saved to your history ✓", disabled=True, key="save_visit_done")
-        column.caption("Saved on this computer. See it on the History page.")
-        return
-    if column.button("Save this visit to my history", type="primary", key="save_visit"):
-        try:
-            History().save(Visit(taken_at, card.name, version, [
+        column.caption("Saved on this computer. See it on the History page. Adding or changing a photo "
+                       "updates this saved visit.")
+    else:
+        label = "Update the saved visit" if saved_id is not None else "Save this visit to my history"
+        if saved_id is not None:
+            column.caption("This visit is saved already; saving again updates it (it does not make a second visit).")
+        if column.button(label, type="primary", key="save_visit"):
+            visit = Visit(taken_at, card.name, version, [
                 EyeRecord(side.lower(), s.result.status, s.result.message,
                           dict(s.result.ranked) if s.result.status == "ok" else None,
-                          thumbnail_png(s.result.rgb) if s.result.rgb is not None else None)
-                for side, s in screened.items()]))
-            st.session_state["saved_visit"] = key
-            st.rerun()
-        except HistoryUnavailable as exc:
-            st.error(str(exc))
+                          thumbnail_png(s.result.rgb) if s.result.status == "ok" and s.result.rgb is not None
+                          else None)  # a refused photo is kept as its reason only
+                for side, s in screened.items()])
+            try:
+                if saved_id is None:
+                    st.session_state["saved_visit_id"] = History().save(visit)
+                    said = f"Saved this visit ({eyes_in_words(screened)}) to your history."
+                else:
+                    st.session_state["saved_visit_id"] = History().update(saved_id, visit)
+                    said = (f"Updated your saved visit: it now holds the {eyes_in_words(screened)}. "
+                            "No second visit was made.")
+                st.session_state["saved_visit"] = key
+                st.session_state["visit_said"] = said
+                st.rerun()
+            except HistoryUnavailable as exc:
+                st.error(str(exc))
+    if saved_id is not None:
+        column.button("Start a new visit", key="new_visit", on_click=start_new_visit)
 
 
 def visit_ui(screened: dict[str, Screened]) -> None:
@@ -188,7 +228,7 @@ def visit_ui(screened: dict[str, Screened]) -> None:
     def report() -> VisitReport:
         return visit_report(screened, card, now, version)
 
-    if any(s.result.status == "ok" for s in screened.values()):
+    if any(s.result.status == "ok" for s in screened.values()) and not untested_note(card.metrics):
         for note in weak_spot_notes(card.metrics, card.gate_settings.weak_recall):
             st.caption(f"⚠️ {note}")
     st.divider()
@@ -222,6 +262,8 @@ def expectations_ui() -> None:
 st.title("ClarityX — screen your eyes")
 st.write("Give a photo of the back of each eye (a **fundus photograph**), or just one. Everything runs "
          "on this computer; no photo is sent anywhere or saved unless you choose to.")
+if "visit_said" in st.session_state:  # what the last save (or "Start a new visit") did
+    st.success(st.session_state.pop("visit_said"))
 screened: dict[str, Screened] = {}
 for side, column in zip(SIDES, st.columns(2, gap="large")):
     with column:
@@ -237,7 +279,7 @@ for side, column in zip(SIDES, st.columns(2, gap="large")):
         if eye.result.status == "ok":
             show_result(eye, side)
         else:
-            show_refusal(eye.result)
+            show_refusal(eye)
 if screened:
     visit_ui(screened)
 else:

@@ -57,14 +57,29 @@ def chosen_model() -> str:
 
 
 def short_label(model) -> str:
-    """A model as the sidebar's narrow picker shows it: its name and the day it was trained."""
-    return f"{model.name} ({model.trained[:10]})"
+    """A model as the sidebar's narrow picker shows it: its name and the day it was trained (and, for a
+    model tested on too few photos, that it is untested)."""
+    return f"{model.name} ({model.trained[:10]})" + (" — untested" if model.untested else "")
+
+
+def untested_sidebar_note() -> None:
+    """The sidebar says when the model in use is untested (its test set too small to measure it)."""
+    from clarityx.screening.card import ModelCard, card_path
+    from clarityx.screening.tested import untested_note
+
+    try:
+        note = untested_note(ModelCard.load(card_path(chosen_model())).metrics)
+    except (OSError, ValueError, TypeError):
+        return  # no model, or a damaged card: the page says so when it loads the model
+    if note:
+        st.sidebar.warning(note)
 
 
 def model_picker() -> None:
     """Sidebar: every installed model with its card; the choice is remembered for next time."""
     models = available_models()
     if len(models) < 2:
+        untested_sidebar_note()
         return
     paths = [str(m.path) for m in models]
     current = chosen_model()
@@ -79,6 +94,7 @@ def model_picker() -> None:
             remember_model(Path(choice))
         except OSError:
             pass  # not remembered, still used in this session
+    untested_sidebar_note()
 
 
 def start_model_loading() -> None:

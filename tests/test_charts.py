@@ -64,3 +64,20 @@ def test_two_visits_in_one_minute_stay_two_points(pages):
     b.taken_at = a.taken_at + timedelta(seconds=20)
     fig = history.trend_figure([a, b], ["glaucoma"])
     assert all(len(set(t.x)) == 2 for t in fig.data)
+
+
+def test_a_condition_keeps_its_colour_in_every_view_and_the_panels_share_their_axis(pages):
+    """Issue 24, item 11: a condition's colour changed between the Both and Left views; the two panels' x axes
+    differed; the legend covered the date labels."""
+    _, history = pages
+    both = [visit(0, "v1", 0.3), visit(30, "v1", 0.4, sides=("right",))]
+    left_only = [v for v in both if any(e.side == "left" for e in v.eyes)]
+    fig_both = history.trend_figure(both, ["cataract", "glaucoma"])
+    left = visit(0, "v1", 0.3, sides=("left",))
+    left.eyes[0].probabilities = {"glaucoma": 0.3, "normal": 0.7}  # cataract is not among this view's classes
+    fig_left = history.trend_figure([left], ["glaucoma"])
+    colour = {t.name: t.line.color for t in fig_both.data}
+    assert all(t.line.color == colour[t.name] for t in fig_left.data) and left_only
+    axes = [fig_both.layout.xaxis, fig_both.layout.xaxis2]
+    assert axes[0].categoryarray == axes[1].categoryarray and axes[0].range == axes[1].range
+    assert fig_both.layout.legend.yref == "container" and fig_both.layout.legend.y == 0  # under the labels

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -31,8 +32,8 @@ def test_predict_json_mixed_inputs(tiny_model, tmp_path, capsys):
     by_name = {r["path"].split("/")[-1]: r for r in lines}
     assert len(lines) == 5 and set(by_name) == {"eye0.jpg", "eye1.jpg", "eye2.jpg", "notes.jpg", "truncated.jpg"}
     for r in lines:
-        assert set(r) == {"path", "status", "top", "grade", "probabilities", "message", "referable",
-                          "referable_threshold"}
+        assert set(r) >= {"path", "status", "top", "grade", "probabilities", "message", "referable",
+                          "referable_threshold", "untested", "heatmap"}
         assert r["grade"] is None  # a conditions model gives no DR grade
     for name in ("eye0.jpg", "eye1.jpg", "eye2.jpg"):
         r = by_name[name]
@@ -40,6 +41,7 @@ def test_predict_json_mixed_inputs(tiny_model, tmp_path, capsys):
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-4
         assert r["top"] == max(r["probabilities"], key=r["probabilities"].get)
         assert (heat / f"{name[:-4]}.{r['top']}.gradcam.png").is_file()  # says which condition it shows
+        assert r["heatmap"] == str(heat / f"{name[:-4]}.{r['top']}.gradcam.png")  # the row names its heat map
     for name in ("notes.jpg", "truncated.jpg"):
         r = by_name[name]
         assert r["status"] == "rejected" and r["top"] is None and r["probabilities"] is None and r["message"]
@@ -106,3 +108,36 @@ def test_predict_json_says_whether_referable_dr_is_flagged_with_the_threshold(ti
     assert bad["referable"] is None
     code, out, _ = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(tiny_model), "--json"], capsys)
     assert json.loads(out)["referable"] is None and json.loads(out)["referable_threshold"] is None  # no threshold
+
+
+def test_an_untested_model_says_so_and_a_flagged_normal_eye_gets_the_dr_heat_map(tiny_model, tmp_path, capsys):
+    """Issue 24, items 5 and 16: a model tested on a handful of photos answered with full confidence; the JSON
+    named no heat map; a "normal" eye flagged for referable DR got only the "normal" map; raw keys in plain output."""
+    import shutil
+
+    model = tmp_path / "flags.keras"
+    shutil.copy(tiny_model, model)
+    card = json.loads(tiny_model.with_name(tiny_model.stem + ".card.json").read_text())
+    card_file = tmp_path / "flags.card.json"
+    card_file.write_text(json.dumps({**card, "dr_threshold": 0.0, "metrics": {"test": {"n": 2}}}))
+    Image.fromarray(synthetic_fundus(300, seed=1)).save(tmp_path / "a.jpg")
+    heat = tmp_path / "heat"
+    code, out, err = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(model), "--json",
+                              "--heatmap-dir", str(heat)], capsys)
+    row = json.loads(out)
+    assert code == 0 and row["untested"] is True and "Untested model" in err and "only 2 photos" in err
+    maps = {p.name for p in heat.iterdir()}
+    assert row["heatmap"] == str(heat / f"a.{row['top']}.gradcam.png")
+    if row["top"] != "diabetic_retinopathy":  # flagged (threshold 0) under another answer: the DR map too
+        assert "a.diabetic_retinopathy.gradcam.png" in maps
+        assert row["heatmaps"]["diabetic_retinopathy"] == str(heat / "a.diabetic_retinopathy.gradcam.png")
+    assert maps == {Path(p).name for p in row.get("heatmaps", {row["top"]: row["heatmap"]}).values()}
+    # Tested on enough photos: not untested. Plain output: labels a person reads, no raw keys.
+    card_file.write_text(json.dumps({**card, "dr_threshold": 0.0, "metrics": {"test": {"n": 500}}}))
+    code, out, err = run_cli(["predict", str(tmp_path / "a.jpg"), str(tmp_path / "gone.jpg"), "--model", str(model)],
+                             capsys)
+    assert code == 1 and "Untested" not in err and "— untested model" not in out
+    assert "diabetic_retinopathy" not in out and "Diabetic retinopathy" in out
+    assert "1 of the named files or folders does not exist" in err
+    code, out, _ = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(model), "--json"], capsys)
+    assert json.loads(out)["untested"] is False and json.loads(out)["heatmap"] is None

@@ -88,16 +88,16 @@ def jpeg(seed: int, shape=(200, 200)) -> bytes:
 
 
 def report() -> VisitReport:
-    from clarityx.screening.report import REFUSED_IMAGE_SIDE, report_jpeg
+    from clarityx.screening.report import report_jpeg
 
-    portrait = np.random.default_rng(0).integers(0, 255, (1600, 900, 3), dtype=np.uint8)  # a tall refused photo
+    portrait = np.random.default_rng(0).integers(0, 255, (1600, 900, 3), dtype=np.uint8)  # a refused photo (a face)
     return VisitReport(T0, "clarityx_lite0", "2026-11-27 12:00 UTC", [
         EyeReport("Right", "ok", None, [("Glaucoma", 0.61), ("Normal", 0.39)], jpeg(1), jpeg(4), jpeg(2),
                   "Glaucoma", "Book an eye examination within weeks — ask about glaucoma (≥ 40: yearly).",
                   "The model also flags possible **referable diabetic retinopathy** (moderate or worse).",
                   "IMG_0042 right.jpg"),
         EyeReport("Left", "rejected", "The photo is too dark to grade.", [],
-                  report_jpeg(portrait, REFUSED_IMAGE_SIDE), file_name="selfie.jpg"),
+                  report_jpeg(portrait), file_name="selfie.jpg"),  # handed over: the report must not show it
     ], notes=["In testing, this model recognised only 23% of photos with age-related macular degeneration: "
               "a low score for it does not rule it out."])
 
@@ -112,7 +112,7 @@ def test_pdf_report_opens_and_names_the_model_version():
     for wanted in ("clarityx_lite0", "2026-11-27 12:00 UTC", "Right eye", "Glaucoma", "61%",
                    "too dark to grade", "not a diagnosis"):
         assert wanted in text, wanted
-    assert len(reader.pages[0].images) == 4  # photo, crop and heat map; the refused eye's thumbnail
+    assert len(reader.pages[0].images) == 3  # photo, crop and heat map; nothing of the refused eye
 
 
 def test_reports_carry_the_dr_flag_weak_spots_file_names_and_what_each_image_is():
@@ -142,26 +142,23 @@ def placements(pdf: bytes) -> list[tuple[float, float, float, float]]:
     return boxes
 
 
-def test_pdf_images_keep_their_aspect_ratio_and_a_refused_photo_is_a_small_thumbnail():
-    """Issue 19, item 7: a tall refused photo was stretched over the 'Not graded' text, and printed in full."""
+def test_pdf_images_keep_their_aspect_ratio_and_a_refused_photo_is_named_with_its_reason_not_shown():
+    """Issue 19, item 7 (aspect ratio); issue 24, item 3: a refused photo (a stranger's face) was embedded in
+    the report for the doctor. It is named, with its reason, and not shown."""
     from pypdf import PdfReader
 
     pdf = report_pdf(report())
     boxes = placements(pdf)
-    assert len(boxes) == 4
-    *graded, refused = boxes
-    for x, y, w, h in graded:  # square crops stay square
+    assert len(boxes) == 3
+    for x, y, w, h in boxes:  # square crops stay square
         assert w == pytest.approx(h, rel=0.02)
-    x, y, w, h = refused
-    assert h / w == pytest.approx(1600 / 900, rel=0.05)  # the portrait stays a portrait
-    assert max(w, h) < 25 / 25.4 * 72  # under 25 mm: a thumbnail
     images = PdfReader(io.BytesIO(pdf)).pages[0].images
-    assert max(Image.open(io.BytesIO(i.data)).size[1] for i in images if i.image.size[0] < 100) <= 96
-    # Under the thumbnail, the reason is not covered: the text is drawn below the image's box.
-    text_y = []
-    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(
-        visitor_text=lambda t, cm, tm, *_: text_y.append(tm[5]) if "too dark" in t else None)
-    assert text_y and max(text_y) < y
+    assert all(Image.open(io.BytesIO(i.data)).size[1] < 1600 * 0.5 and i.image.size != (900, 1600) for i in images)
+    text = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+    page = report_html(report())
+    for shown in (text, page):
+        assert "selfie.jpg" in shown and "too dark to grade" in shown and "Not shown" in shown
+    assert page.count("<img") == 3
 
 
 def test_a_one_page_pdf_of_two_large_photos_stays_small():
@@ -192,7 +189,9 @@ def test_times_are_stored_in_utc_and_shown_in_local_time_with_the_zone(tmp_path,
             assert db.execute("SELECT taken_at FROM visit").fetchone()[0] == "2026-11-28T05:00:00+00:00"
         stored = history.visits()[0].taken_at
         assert stored == evening and shown_time(stored) == "2026-11-27 19:00 HST"
-        assert report_file_name(stored, "pdf") == "clarityx-report-2026-11-27.pdf"
+        assert report_file_name(stored, "pdf") == "clarityx-report-2026-11-27-190000.pdf"
+        # Issue 24, item 15: two visits on one day get two names.
+        assert report_file_name(stored + timedelta(hours=2), "pdf") == "clarityx-report-2026-11-27-210000.pdf"
         r = VisitReport(stored, "m", "v", [])
         assert "2026-11-27 19:00 HST" in report_html(r)
         from pypdf import PdfReader
@@ -206,7 +205,7 @@ def test_html_report_is_self_contained_and_escaped():
     r = report()
     r.eyes[1].message = "<script>alert(1)</script>"
     page = report_html(r)
-    assert page.count("data:image/jpeg;base64,") == 4 and "http" not in page
+    assert page.count("data:image/jpeg;base64,") == 3 and "http" not in page
     assert "<script>" not in page and "not a diagnosis" in page and "61%" in page
 
 
@@ -238,3 +237,48 @@ def test_batch_csv_says_whether_referable_dr_is_flagged():
                       ("b.jpg", "ok", [("normal", 0.9), ("diabetic_retinopathy", 0.1)], None),
                       ("c.jpg", "rejected", [], "too dark")], classes, "m", threshold=0.25)
     assert [r["referable_dr"] for r in csv.DictReader(io.StringIO(text))] == ["yes", "no", ""]
+
+
+def test_a_refused_photo_is_kept_as_its_reason_never_its_picture(tmp_path):
+    """Issue 24, item 3: a refused photo (a stranger's face) was kept in the history."""
+    history = History(tmp_path / "h.sqlite3")
+    face = thumbnail_png(np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8))
+    history.save(Visit(T0, "m", "v", [EyeRecord("right", "rejected", "Not a fundus photograph.", None, face),
+                                      *visit(0, right=None).eyes]))
+    right, left = history.visits()[0].eyes
+    assert right.status == "rejected" and right.thumbnail is None and right.message == "Not a fundus photograph."
+    assert left.thumbnail.startswith(b"\x89PNG")  # a graded eye keeps its thumbnail
+    with sqlite3.connect(tmp_path / "h.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM eye WHERE thumbnail IS NOT NULL").fetchone()[0] == 1
+
+
+def test_saving_a_visit_again_updates_it_and_deleting_takes_only_the_visit_named(tmp_path):
+    """Issue 24, items 1 and 2: deleting took another visit; a second save made a second visit."""
+    history = History(tmp_path / "h.sqlite3")
+    ids = [history.save(visit(0, right=0.1 * k, left=None)) for k in range(1, 4)]  # three visits, one moment
+    first = history.update(ids[0], visit(0, right=0.1, left=0.8))  # the left eye added after saving
+    assert first == ids[0] and len(history.visits()) == 3
+    assert [e.side for e in history.visits()[0].eyes] == ["right", "left"]
+    assert history.delete(ids[1]) is True
+    assert [v.id for v in history.visits()] == [ids[0], ids[2]]
+    assert history.delete(ids[1]) is False  # gone already: nothing else is touched
+    assert [v.id for v in history.visits()] == [ids[0], ids[2]]
+    again = history.update(ids[1], visit(0))  # a visit deleted meanwhile is saved afresh, not lost
+    assert again not in ids and len(history.visits()) == 3
+
+
+def test_every_visit_in_the_delete_picker_has_its_own_name():
+    """Issue 24, item 1: visits saved within one minute had identical names."""
+    from app_pages.history import visit_name, visit_names
+    from clarityx.screening.history import exact_time
+
+    same_second = [Visit(T0, "m", "v", visit(0, right=p, left=None).eyes, id=i) for i, p in enumerate((0.1, 0.1, 0.7))]
+    same_second.append(Visit(T0 + timedelta(seconds=1), "m", "v", visit(0, right=0.1, left=None).eyes, id=3))
+    refused = Visit(T0, "m", "v", [EyeRecord("right", "rejected", "too dark"), EyeRecord("left", "error", "unreadable")],
+                    id=4)
+    names = visit_names([*same_second, refused])
+    assert len(set(names.values())) == 5
+    assert names[0].startswith(exact_time(T0)) and names[3].startswith(exact_time(T0 + timedelta(seconds=1)))
+    assert exact_time(T0) != exact_time(T0 + timedelta(seconds=1))  # to the second
+    assert "right eye: Normal (90%)" in names[0] and "right eye: Glaucoma (70%)" in names[2]  # each eye's answer
+    assert "right eye: not graded; left eye: not graded" in visit_name(refused)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from clarityx.retrain import TrainingJob, allow_root
+from clarityx.retrain import TrainingJob, allow_root, log_tail
 from tests.conftest import synthetic_fundus
 from tests.test_app import APP
 
@@ -65,18 +65,73 @@ def test_a_dataset_too_small_to_measure_is_warned_about_before_training(home):
 def fake_run(monkeypatch, state: dict) -> dict:
     monkeypatch.setattr(TrainingJob, "progress", lambda self: dict(state))
     monkeypatch.setattr(TrainingJob, "running", lambda self: bool(state.get("running")))
-    monkeypatch.setattr(TrainingJob, "stop", lambda self: state.update(running=False, name=None))
+    monkeypatch.setattr(TrainingJob, "stop", lambda self: state.update(running=False, stage="stopped") or "stopped")
     return state
 
 
-def test_stop_says_it_stopped_and_what_was_kept(home, monkeypatch):
-    fake_run(monkeypatch, {"name": "halfway", "running": True, "stage": "head"})
+def test_stop_says_it_stopped_and_what_was_kept_and_it_stays_said(home, monkeypatch):
+    """Issue 24, item 8: "Stopped…" showed for a moment and vanished, leaving no trace of the run."""
+    fake_run(monkeypatch, {"name": "halfway", "running": True, "stage": "training the head"})
     at = retrain_page()
     next(b for b in at.button if b.label == "Stop training").click()
     at.run()
+    for _ in range(2):  # and on every later run of the page (the fragment redraws every 2 s)
+        assert not at.exception
+        said = " ".join(i.value for i in at.info)
+        assert "Stopped" in said and "halfway" in said and "installed models" in said
+        assert not any(b.label == "Stop training" for b in at.button)
+        at.run()
+
+
+def test_without_the_training_packages_the_page_says_what_to_install_before_anything_starts(home, monkeypatch):
+    """Issue 24, item 6: after `make run`, Start ran and failed four seconds later (No module named 'keras')."""
+    import clarityx.retrain as retrain
+
+    monkeypatch.setattr(retrain, "TRAINING_MODULES", {**retrain.TRAINING_MODULES, "no_such_module_x": "keras"})
+    assert retrain.missing_training_packages() == ["keras"]
+    folder = small_dataset(home)
+    at = retrain_page()
+    assert any("make setup-dev" in e.value and "keras" in e.value for e in at.error)
+    at.text_input(key="retrain_folder").set_value(str(folder))
+    at.run()
+    at.text_input(key="retrain_name").set_value("mine")
+    at.run()
     assert not at.exception
-    said = " ".join(i.value for i in at.info)
-    assert "Stopped" in said and "halfway" in said and "installed models" in said
+    assert next(b for b in at.button if b.label == "Start training").disabled
+    with pytest.raises(retrain.RetrainRefused, match="make setup-dev"):  # and the job itself refuses
+        TrainingJob(home / "user" / "training", home / "models").start(folder, "mine", [])
+    assert not (home / "user" / "training" / "job.json").exists()
+
+
+def test_a_failed_run_shows_the_last_lines_of_its_log(home, monkeypatch):
+    log = home / "train.log"
+    log.write_text("\n".join(f"line {i}" for i in range(40)) + "\nModuleNotFoundError: No module named 'keras'\n")
+    fake_run(monkeypatch, {"name": "broken", "running": False, "stage": "failed", "returncode": 1, "log": str(log),
+                           "log_tail": log_tail(log)})
+    at = retrain_page()
+    assert not at.exception
+    shown = " ".join(c.value for c in at.code)
+    assert "No module named 'keras'" in shown and "line 39" in shown and "line 3\n" not in shown
+    assert any("broken" in e.value and "failed" in e.value for e in at.error)
+    assert any("make setup-dev" in w.value for w in at.warning)
+
+
+def test_progress_says_the_stage_never_a_nan_epoch(tmp_path):
+    """Issue 24, item 7: "epoch 2 of 2 — loss nan, ..." and a full bar while features were still cached."""
+    from app_pages.retrain import stage_line
+
+    log = tmp_path / "train.log"
+    log.write_text("view 0: 64/120 photos\nview 1: 8/100 photos\nview 1: 40/100 photos\n")
+    assert stage_line({"stage": "reading and auditing the data"}) == ("Auditing the photos…", None)
+    text, done = stage_line({"stage": "features of view 1", "epoch": 1, "epochs": 2, "log": str(log)})
+    assert text == "Caching features: 40 of 100 photos (view 2 of 3)" and done == pytest.approx(0.4)
+    text, done = stage_line({"stage": "features of view 2", "epoch": 2, "epochs": 2, "log": str(log)})
+    assert "Caching features" in text and done is None  # no count yet: no bar, certainly not a full one
+    assert stage_line({"stage": "training the head", "epoch": 0, "epochs": 30})[0].startswith("Fitting")
+    text, done = stage_line({"stage": "fine-tuning the whole network", "epoch": 2, "epochs": 4,
+                             "loss": float("nan"), "val_loss": 0.5, "val_accuracy": float("nan")})
+    assert "nan" not in text and "validation loss 0.500" in text and done == 0.5
+    assert stage_line({"stage": "calibrating and testing"})[0].startswith("Evaluating")
 
 
 def test_a_finished_model_shows_what_it_was_tested_on_and_warns_when_that_is_too_little(home, monkeypatch, tiny_model):

@@ -22,6 +22,7 @@ from clarityx.screening.settings import HISTORY_ENV, history_path
 
 THUMBNAIL_SIDE = 128
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"  # how a visit's time is shown everywhere: local time with its zone
+EXACT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"  # to the second: where visits must be told apart (delete, charts)
 
 MIGRATIONS = [  # index i brings a database from user_version i to i + 1
     """
@@ -57,6 +58,11 @@ def local(moment: datetime) -> datetime:
 def shown_time(moment: datetime) -> str:
     """A visit's time as a person reads it: local date and time with the zone (``2026-11-27 19:00 HST``)."""
     return local(moment).strftime(TIME_FORMAT)
+
+
+def exact_time(moment: datetime) -> str:
+    """A visit's local time to the second, with the zone (``2026-11-27 19:00:42 HST``)."""
+    return local(moment).strftime(EXACT_TIME_FORMAT)
 
 
 def thumbnail_png(rgb: np.ndarray, side: int | None = THUMBNAIL_SIDE) -> bytes:
@@ -134,26 +140,53 @@ class History:
         except sqlite3.DatabaseError as exc:
             raise self._unavailable(exc) from exc
 
-    def save(self, visit: Visit) -> int:
-        """Store a visit (one transaction) and return its id."""
-        def work(db):
+    @staticmethod
+    def _insert_eyes(db: sqlite3.Connection, visit_id: int, visit: Visit) -> None:
+        for eye in visit.eyes:
+            # A refused photo (perhaps not an eye at all: a stranger's face) is kept as its reason only.
+            thumbnail = eye.thumbnail if eye.status == "ok" else None
+            db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (visit_id, eye.side, eye.status, eye.message,
+                        json.dumps(eye.probabilities) if eye.probabilities is not None else None, thumbnail))
+
+    def _transaction(self, work):
+        def run(db):
             db.execute("BEGIN IMMEDIATE")
             try:
-                cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
-                                 (_utc(visit.taken_at).isoformat(), visit.model_name,
-                                  visit.model_version))
-                for eye in visit.eyes:
-                    db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
-                               "VALUES (?, ?, ?, ?, ?, ?)",
-                               (cur.lastrowid, eye.side, eye.status, eye.message,
-                                json.dumps(eye.probabilities) if eye.probabilities is not None else None,
-                                eye.thumbnail))
+                out = work(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            return out
+        return self._run(run)
+
+    def save(self, visit: Visit) -> int:
+        """Store a visit (one transaction) and return its id. A refused eye keeps no picture."""
+        def work(db):
+            cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
+                             (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version))
+            self._insert_eyes(db, cur.lastrowid, visit)
             return cur.lastrowid
-        return self._run(work)
+        return self._transaction(work)
+
+    def update(self, visit_id: int, visit: Visit) -> int:
+        """Replace the saved visit ``visit_id`` with ``visit`` (its time, model and eyes), in one transaction,
+        and return its id. A visit deleted meanwhile is saved afresh (under a new id, which is returned)."""
+        def work(db):
+            cur = db.execute("UPDATE visit SET taken_at = ?, model_name = ?, model_version = ? WHERE id = ?",
+                             (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version, visit_id))
+            if cur.rowcount == 0:
+                cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
+                                 (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version))
+                target = cur.lastrowid
+            else:
+                target = visit_id
+                db.execute("DELETE FROM eye WHERE visit_id = ?", (target,))
+            self._insert_eyes(db, target, visit)
+            return target
+        return self._transaction(work)
 
     def visits(self, side: str | None = None) -> list[Visit]:
         """Every visit, oldest first; with ``side``, only visits with that eye (and only that eye)."""
@@ -170,8 +203,9 @@ class History:
             return [v for v in out.values() if side is None or v.eyes]
         return self._run(work)
 
-    def delete(self, visit_id: int) -> None:
-        self._run(lambda db: db.execute("DELETE FROM visit WHERE id = ?", (visit_id,)))
+    def delete(self, visit_id: int) -> bool:
+        """Delete the visit with this id (and only it); False when there was none."""
+        return self._run(lambda db: db.execute("DELETE FROM visit WHERE id = ?", (visit_id,)).rowcount > 0)
 
     def delete_all(self) -> None:
         self._run(lambda db: db.execute("DELETE FROM visit"))

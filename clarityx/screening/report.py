@@ -22,7 +22,7 @@ DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis: it can miss disease
 
 
 REPORT_IMAGE_SIDE = 360       # px: sharp in the PDF's ~28 mm boxes, and a one-page PDF stays far under 500 KB
-REFUSED_IMAGE_SIDE = 96       # a refused photo (perhaps not an eye at all: a face) is shown only as a thumbnail
+REFUSED_NOTE = "Not shown: a photo that cannot be graded (perhaps not an eye at all) is named here, never shown."
 JPEG_QUALITY = 85
 
 
@@ -38,8 +38,9 @@ def report_jpeg(rgb: np.ndarray, side: int = REPORT_IMAGE_SIDE) -> bytes:
 
 
 def report_file_name(taken_at: datetime, suffix: str) -> str:
-    """``clarityx-report-2026-11-27.pdf``: the visit's date where the person is, not in UTC."""
-    return f"clarityx-report-{local(taken_at):%Y-%m-%d}.{suffix}"
+    """``clarityx-report-2026-11-27-1900.pdf``: the visit's date and time where the person is, not in UTC
+    (two visits on one day get two names; a file name cannot hold a colon on every system)."""
+    return f"clarityx-report-{local(taken_at):%Y-%m-%d-%H%M%S}.{suffix}"
 
 
 @dataclass
@@ -48,7 +49,7 @@ class EyeReport:
     status: str                                      # "ok" | "rejected" | "error"
     message: str | None = None                       # the gate's reason, when not ok
     ranked: list[tuple[str, float]] = field(default_factory=list)  # (display label, probability)
-    photo: bytes | None = None                       # the photo as given (JPEG/PNG); a thumbnail when refused
+    photo: bytes | None = None                       # the photo as given (JPEG/PNG); never shown when refused
     enhanced: bytes | None = None                    # the contrast-enhanced crop the model saw
     heatmap: bytes | None = None                     # Grad-CAM over the crop
     heatmap_for: str = ""                            # the condition the heat map is for (display label)
@@ -64,6 +65,7 @@ class VisitReport:
     model_version: str
     eyes: list[EyeReport]
     notes: list[str] = field(default_factory=list)   # the model's weak spots, said once per visit
+    caveat: str = ""                                 # said above the eyes, e.g. that the model is untested
 
 
 def plain(text: str) -> str:
@@ -91,9 +93,10 @@ def _latin1(text: str) -> str:
 
 
 def _figures(eye: EyeReport) -> list[tuple[bytes, str]]:
-    """The eye's images with their captions, in the order both reports show them."""
+    """The eye's images with their captions, in the order both reports show them. A refused photo (perhaps
+    a stranger's face) has none: it is named with its reason, not shown."""
     if eye.status != "ok":
-        return [(eye.photo, "The photo given (not graded)")] if eye.photo else []
+        return []
     out = [(eye.photo, "Photo as given"), (eye.enhanced, "Contrast-enhanced crop (what the model saw)"),
            (eye.heatmap, f"Heat map: {eye.heatmap_for}" if eye.heatmap_for else "Heat map")]
     return [(image, caption) for image, caption in out if image]
@@ -113,6 +116,12 @@ def report_pdf(visit: VisitReport) -> bytes:
     pdf.set_font("Helvetica", size=9)
     pdf.cell(0, 5, _latin1(f"Date: {shown_time(visit.taken_at)}   Model: {visit.model_name} "
                            f"(version {visit.model_version})"), new_x="LMARGIN", new_y="NEXT")
+    if visit.caveat:
+        pdf.set_font("Helvetica", "B", 9)
+        pdf.set_text_color(150, 60, 0)
+        pdf.multi_cell(0, 4.5, _latin1(visit.caveat), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("Helvetica", size=9)
     gap = 6
     width = (pdf.w - pdf.l_margin - pdf.r_margin - gap) / 2
     top = pdf.get_y() + 3
@@ -127,7 +136,7 @@ def report_pdf(visit: VisitReport) -> bytes:
             pdf.cell(width, 4, _latin1(f"Photo: {eye.file_name}")[:90], new_x="LEFT", new_y="NEXT")
         y = pdf.get_y() + 1
         figures = _figures(eye)
-        box = (width - 4) / 3 if eye.status == "ok" else 24.0  # a refused photo: a small thumbnail
+        box = (width - 4) / 3
         for k, (image, caption) in enumerate(figures):
             bx = x + k * (box + 2)
             pdf.image(io.BytesIO(image), x=bx, y=y, w=box, h=box, keep_aspect_ratio=True)
@@ -145,6 +154,9 @@ def report_pdf(visit: VisitReport) -> bytes:
                 pdf.set_x(x)
         else:
             pdf.multi_cell(width, 4.5, _latin1(f"Not graded: {eye.message}"), new_x="LEFT", new_y="NEXT")
+            pdf.set_font("Helvetica", "I", 8)
+            pdf.multi_cell(width, 4, _latin1(REFUSED_NOTE), new_x="LEFT", new_y="NEXT")
+            pdf.set_font("Helvetica", size=9)
         if eye.advice:
             pdf.ln(2)
             pdf.set_x(x)
@@ -173,38 +185,45 @@ def report_pdf(visit: VisitReport) -> bytes:
 
 def report_html(visit: VisitReport) -> str:
     """The same report as one self-contained printable HTML page."""
-    def figure(image: bytes, caption: str, small: bool) -> str:
-        return (f'<figure class="{"small" if small else ""}"><img alt="{html.escape(caption)}" '
+    def figure(image: bytes, caption: str) -> str:
+        return (f'<figure><img alt="{html.escape(caption)}" '
                 f'src="{data_uri(image)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
     eyes = []
     for eye in visit.eyes:
         rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{p:.0%}</td></tr>" for n, p in eye.ranked)
         body = (f"<p>Photo accepted by the quality gate. Resemblance to each condition:</p><table>{rows}</table>"
-                if eye.status == "ok" else f"<p>Not graded: {html.escape(eye.message or '')}</p>")
+                if eye.status == "ok" else f"<p>Not graded: {html.escape(eye.message or '')}</p>"
+                f"<p class='file'>{html.escape(REFUSED_NOTE)}</p>")
         name = f"<p class='file'>Photo: {html.escape(eye.file_name)}</p>" if eye.file_name else ""
         flag = f"<p class='flag'>{html.escape(plain(eye.referable))}</p>" if eye.referable else ""
-        images = "".join(figure(image, caption, eye.status != "ok") for image, caption in _figures(eye))
+        images = "".join(figure(image, caption) for image, caption in _figures(eye))
         eyes.append(f"<section><h2>{eye.side} eye</h2>{name}<div>{images}</div>{body}"
                     f"<p>{html.escape(eye.advice)}</p>{flag}</section>")
     notes = ("<h3>What this model often misses (from its held-out tests)</h3><ul>"
              + "".join(f"<li>{html.escape(plain(n))}</li>" for n in visit.notes) + "</ul>") if visit.notes else ""
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ClarityX screening report</title><style>"
-            "body{font-family:sans-serif;max-width:60em;margin:auto}section{display:inline-block;width:48%;"
-            "vertical-align:top}figure{display:inline-block;width:31%;margin:1%;vertical-align:top}"
-            "figure.small{width:6em}img{max-width:100%;max-height:12em;object-fit:contain}"
+            "body{font-family:sans-serif;max-width:60em;margin:auto}.eyes{display:flex;gap:2.5em;"
+            "align-items:flex-start}section{flex:1 1 0;min-width:0}"
+            "figure{display:inline-block;width:31%;margin:1%;vertical-align:top}"
+            "img{max-width:100%;max-height:12em;object-fit:contain}.caveat{color:#963c00;font-weight:bold}"
             "figcaption{font-size:75%;text-align:center}.flag{color:#963c00;font-weight:bold}"
             ".file{font-style:italic;font-size:85%}td{border-bottom:1px solid #ccc;padding:2px 8px}"
             "@media print{button{display:none}}</style></head><body>"
             f"<h1>ClarityX screening report</h1><p>Date: {html.escape(shown_time(visit.taken_at))} · Model: "
             f"{html.escape(visit.model_name)} (version {html.escape(visit.model_version)})</p>"
-            + "".join(eyes) + notes + f"<p><em>{html.escape(DISCLAIMER)}</em></p></body></html>")
+            + (f"<p class='caveat'>{html.escape(plain(visit.caveat))}</p>" if visit.caveat else "")
+            + "<div class='eyes'>" + "".join(eyes) + "</div>" + notes + f"<p><em>{html.escape(DISCLAIMER)}</em></p></body></html>")
 
 
-def referable_flag(probabilities: dict[str, float], threshold: float | None) -> bool | None:
-    """Is referable DR flagged for these probabilities at the card's threshold? None when the model has
-    no referable-DR score or no threshold (the app, the batch table, the CSV and the CLI all ask here)."""
-    score = referable_score(probabilities) if probabilities else None
+def referable_flag(probabilities: dict[str, float], threshold: float | None,
+                   score: float | None = None) -> bool | None:
+    """Is referable DR flagged at the card's threshold? ``score``: the result's referable score (its grade
+    layer's P(grade >= 2), :attr:`clarityx.screening.pipeline.Result.referable_score`); without it, the score of
+    these probabilities. None when the model has no referable-DR score or no threshold (the app, the batch
+    table, the CSV and the CLI all ask here)."""
+    if score is None:
+        score = referable_score(probabilities) if probabilities else None
     return None if score is None or threshold is None else bool(score >= threshold)
 
 
