@@ -117,6 +117,8 @@ classifier = get_classifier()
 st.title("The model")
 if classifier is not None:
     card = classifier.card
+    if classifier.ood_off:  # never silent: photos unlike the training set get an answer anyway
+        st.warning("Safety check off: " + classifier.ood_off[0].upper() + classifier.ood_off[1:], icon="⚠️")
     trained = card.training.get("finished", "unknown date")
     st.markdown(f"**{card.name}** (trained {trained}) — {readable(card.intended_use)}")
     st.markdown(f"- **Looks for:** {', '.join(label(c) for c in card.classes)}\n"

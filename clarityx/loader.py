@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from clarityx.screening.engine import CardedModel, OnnxClassifier, default_model_path, onnx_path
-from clarityx.screening.errors import ModelUnreadable
+from clarityx.screening.errors import EngineNotInstalled, ModelUnreadable
 from clarityx.screening.settings import ENGINE_ENV, ENGINES  # noqa: F401  (re-exported)
 from clarityx.screening.settings import engine as engine_setting
 
@@ -47,5 +47,19 @@ def load_classifier(path: str | Path | None = None, engine: str | None = None, t
             return fast
         warnings.warn(f"{onnx_path(path)} {problem}: using TensorFlow (slower to start); re-export with "
                       f"`clarityx export --model {path} --format onnx`", stacklevel=2)
-    from clarityx.model.keras_engine import Classifier
-    return Classifier(path)
+    try:
+        from clarityx.model.keras_engine import Classifier
+        return Classifier(path)
+    except ModuleNotFoundError as exc:  # a run-time install: ONNX Runtime only, no TensorFlow or Keras
+        raise EngineNotInstalled(keras_engine_missing(path, exc)) from exc
+
+
+def keras_engine_missing(path: Path, exc: ModuleNotFoundError) -> str:
+    """Why a ``.keras`` model cannot run here, and the two ways out."""
+    graph = onnx_path(path)
+    why = "has no ONNX graph beside it" if not graph.is_file() else f"has a graph ({graph.name}) it cannot use"
+    return (f"{path.name} {why}, and running a .keras model needs TensorFlow and Keras, which this install "
+            f"lacks ({exc.name or exc} is not installed). Either export its graph where the training tools are "
+            f"installed — `clarityx export --model {path} --format onnx` writes {graph.name} beside it — or "
+            f'install the training extra here: pip install "clarityx[train]" (from a checkout: '
+            f'pip install ".[train]").')

@@ -15,9 +15,22 @@ The same per-photo steps as the single-process engine (:mod:`clarityx.screening.
 4. the driver prints each row as it arrives (order may differ from the single-process engine's).
 
 Nothing lost, nothing twice: a bad file is a row with status "error"/"rejected"; an actor killed in the middle
-is restarted and its batch retried by Ray (``max_restarts``/``max_task_retries``), and the driver prints one row
-per listed photo (deduplicated by index; a photo the pipeline lost would get an error row). ``--resume FILE``
-skips the photos that already have a row in FILE (lines cut short by a stop are ignored).
+is restarted and its batch retried by Ray, a finite number of times (:data:`TASK_RETRIES`): a photo that kills
+its worker every time (a "poison" photo) costs a few restarts, not an endless loop. The blocks of photos lost so
+(at most :data:`ERRORED_BLOCKS`, else the run stops, saying so) are screened again one photo per block, so that
+only the poison photo itself ends as an error row. The driver prints one row per listed photo (deduplicated by
+index; a photo the pipeline lost gets an error row), and no row for a photo whose heat map could not be written
+(the run stops there: the photo is not done).
+
+``--resume FILE`` (needs ``--json``) skips the photos that already have an *answer* in FILE: a row with status
+"ok" or "rejected". An "error" row (a transient I/O error, a lost or crashing photo) is no answer: the photo is
+screened again, and its new row, appended after the old one, is the one that counts. Which photo a row names —
+the rule, so that a run can be resumed from any folder: a row's ``path`` as printed, normalised; an absolute
+path names the photo at that path; a relative one names the listed photo it leads to from the current folder,
+else the one listed photo whose absolute path ends with it (whole folder names: ``archive/a.jpg`` names
+``/data/archive/a.jpg``). A relative path that ends two listed photos' paths names neither: both are screened
+again (never a photo skipped that was not screened). Lines cut short by a stop are ignored; when FILE itself
+ends in such a line and the rows are appended to it (``>> FILE``), the first row starts on a line of its own.
 
 Without ``--address`` a local Ray is started for the run (and stopped after it); ``--address auto`` or
 ``ray://...`` uses an existing cluster, where every node needs clarityx installed and the photos, the model
@@ -43,6 +56,19 @@ RAY_MISSING = f"clarityx: --engine ray needs Ray, an optional extra: {SCALE_INST
 ONE_MACHINE_LIMIT = 20_000  # photos: above this, a folder is a job for a cluster (the Many photos page says so)
 PREPARE_BLOCK = 8           # photos per decode/gate/prepare task
 ACTOR_MEMORY = 384 * 2**20  # bytes a model actor reserves, plus 40 MB per photo of --batch-size
+# Ray Data retries a task and restarts an actor without limit by default, so a photo that crashes its worker
+# (a decoder or model segfault, a worker killed for memory) would be retried for ever. Finite here:
+TASK_RETRIES = 2            # more tries of a decode task or a model batch whose worker died
+ERRORED_BLOCKS = 16         # blocks a run may lose to crashing workers (each then retried photo by photo)
+FINAL_STATUSES = ("ok", "rejected")  # a row with one of these is an answer; "error" rows are retried
+CRASHED = (f"the worker screening this photo crashed {TASK_RETRIES + 1} times: it was not screened (a photo "
+           "that crashes the decoder or the model, or a worker out of memory); run again with --resume to retry it")
+RESUME_NEEDS_JSON = ("clarityx: --resume reads back the JSON rows of an earlier run: add --json (and append "
+                     "its output to the same file: --json --resume results.jsonl >> results.jsonl)")
+
+
+class PipelineFailed(RuntimeError):
+    """The Ray pipeline stopped (too many crashing blocks, a lost cluster): the message says so, for a person."""
 
 
 def ray_command(folder: str = "PHOTOS_FOLDER", address: str | None = "auto") -> str:
@@ -80,41 +106,143 @@ def list_photos(inputs: list[str]) -> list[Path]:
     return found
 
 
-def already_done(results: str | Path | None) -> set[str]:
-    """Absolute paths of the photos that have a row in a results file (JSON lines; broken lines ignored)."""
-    done: set[str] = set()
+def read_rows(results: str | Path) -> Iterator[dict]:
+    """The rows of a results file, read line by line (never the whole file at once). A line cut short by a
+    stop is skipped; a whole row appended to such a line (output of an older ClarityX, or not made by ``>>``)
+    is still read."""
+    decoder = json.JSONDecoder()
+    with open(results, encoding="utf-8", errors="replace") as f:
+        for text in f:
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError:
+                row = None
+                start = text.find('{"path"', 1)  # rows begin with their path (Result.as_json)
+                while start != -1 and row is None:
+                    try:
+                        found, end = decoder.raw_decode(text, start)
+                        row = found if end == len(text) else None
+                    except ValueError:
+                        pass
+                    start = text.find('{"path"', start + 1)
+            if isinstance(row, dict):
+                yield row
+
+
+class DoneRows:
+    """The photos a results file answers (status "ok" or "rejected"), by the path its rows print: absolute
+    ones and (normalised) relative ones. :meth:`match` applies the rule of the module's docstring."""
+
+    def __init__(self) -> None:
+        self.absolute: set[str] = set()
+        self.relative: set[str] = set()
+
+    def add(self, path: str) -> None:
+        path = os.path.normpath(path)
+        (self.absolute if os.path.isabs(path) else self.relative).add(path)
+
+    def __len__(self) -> int:
+        return len(self.absolute) + len(self.relative)
+
+    def match(self, absolute: list[str]) -> set[int]:
+        """Indices of the listed photos (absolute paths) that already have an answer."""
+        done = {i for i, a in enumerate(absolute) if a in self.absolute}
+        here = {os.path.abspath(k): k for k in self.relative}  # a relative row, from the current folder
+        listed = set(absolute)
+        used = {k for a, k in here.items() if a in listed}
+        done |= {i for i, a in enumerate(absolute) if a in here}
+        if len(used) == len(self.relative):
+            return done
+        by_ending: dict[str, list[int]] = {}  # the other relative rows: the listed photos they are the end of
+        for i, a in enumerate(absolute):
+            parts = a.split(os.sep)
+            for k in range(1, len(parts)):
+                ending = os.sep.join(parts[-k:])
+                if ending in self.relative and ending not in used:
+                    by_ending.setdefault(ending, []).append(i)
+        return done | {found[0] for found in by_ending.values() if len(found) == 1}  # two: neither (safe)
+
+
+def already_done(results: str | Path | None) -> DoneRows:
+    """What a results file already answers (JSON lines: rows with status "ok" or "rejected"; an "error" row is
+    no answer, and a line cut short by a stop is skipped)."""
+    done = DoneRows()
     if not results:
         return done
     try:
-        text = Path(results).read_text(encoding="utf-8", errors="replace")
+        for row in read_rows(results):
+            if isinstance(row.get("path"), str) and row.get("status") in FINAL_STATUSES:
+                done.add(row["path"])
     except FileNotFoundError:  # the first run of a resumable job: nothing done yet
-        return done
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line cut short when the run was stopped
-            continue
-        if isinstance(row, dict) and isinstance(row.get("path"), str):
-            done.add(os.path.abspath(row["path"]))
+        pass
     return done
+
+
+def ends_in_a_cut_line(results: str | Path) -> bool:
+    """True when the file's last byte is not a newline (a run stopped in the middle of a row)."""
+    try:
+        with open(results, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def appends_to(out, results: str | Path) -> bool:
+    """Whether the rows printed on ``out`` may land at the end of ``results``: ``out`` is that very file
+    (``>> results``) or a pipe (``| tee -a results``); not a terminal, nor another file, nor a buffer."""
+    import stat
+
+    try:
+        mine = os.fstat(out.fileno())
+    except (AttributeError, OSError, ValueError):  # an in-memory stream
+        return False
+    if os.isatty(out.fileno()):
+        return False
+    if stat.S_ISFIFO(mine.st_mode) or stat.S_ISSOCK(mine.st_mode):
+        return True
+    try:
+        return os.path.samestat(mine, os.stat(results))
+    except OSError:
+        return False
 
 
 # --- workers --------------------------------------------------------------------------------------
 
-def line(path: str, result, threshold: float | None, as_json: bool) -> str:
+def line(path: str, result, threshold: float | None, as_json: bool, ood_off: str | None = None,
+         untested: str | None = None, heatmaps: dict[str, str] | None = None) -> str:
     """A photo's line, as the single-process engine prints it (``clarityx.cli.cmd_predict``'s ``emit``;
-    ``tests/test_ray_engine.py`` holds the two together)."""
+    ``tests/test_ray_engine.py`` holds the two together). ``ood_off``: the model's ``ood_off``; ``untested``:
+    :func:`~clarityx.screening.tested.untested_note` of its card; ``heatmaps``: condition → heat map written."""
+    from clarityx.screening.classes import BY_KEY
     from clarityx.screening.report import referable_flag
 
+    def label(name: str | None) -> str:  # as a person reads it (the CLI's class_label)
+        return BY_KEY[name].label if name in BY_KEY else str(name).replace("_", " ").capitalize()
+
+    heatmaps = heatmaps or {}
     if as_json:
         record = result.as_json(path)
         record["referable"] = referable_flag(dict(result.ranked), threshold) if result.status == "ok" else None
         record["referable_threshold"] = threshold
+        record["untested"] = untested is not None
+        record["heatmap"] = heatmaps.get(result.top) if result.top else None
+        if len(heatmaps) > 1:
+            record["heatmaps"] = heatmaps
+        if ood_off:
+            record["ood_check_off"] = ood_off
         return json.dumps(record)
     if result.status == "ok":
-        ranked = ", ".join(f"{c} {p:.0%}" for c, p in result.ranked)
+        ranked = ", ".join(f"{label(c)} {p:.0%}" for c, p in result.ranked)
         flag = " — possible referable diabetic retinopathy" if referable_flag(dict(result.ranked), threshold) else ""
-        return f"{path}: {result.top} ({ranked}){flag}"
+        caveat = " — untested model" if untested else ""
+        return f"{path}: {label(result.top)} ({ranked}){flag}{caveat}"
     return f"{path}: {result.status}: {result.message}"
 
 
@@ -126,6 +254,7 @@ def prepare_batch(batch: dict[str, np.ndarray], model_path: str, as_json: bool) 
     single-process engine). A photo that fails gets its row now; the others get their prepared pixels."""
     from clarityx.screening.engine import CardedModel
     from clarityx.screening.pipeline import prepare_file
+    from clarityx.screening.tested import untested_note
 
     card = _CARDS.get(model_path)
     if card is None:
@@ -137,7 +266,8 @@ def prepare_batch(batch: dict[str, np.ndarray], model_path: str, as_json: bool) 
         path, file = str(batch["path"][i]), str(batch["file"][i])
         _, prepared, failed = prepare_file(file, card, name=path)
         if failed:
-            lines[i] = line(path, failed, card.card.dr_threshold, as_json)
+            lines[i] = line(path, failed, card.card.dr_threshold, as_json, card.ood_off,
+                            untested_note(card.card.metrics))
         else:
             pixels[i] = prepared
     return {**{k: batch[k] for k in ("index", "path", "shared_name")}, "pixels": pixels,
@@ -148,40 +278,55 @@ class ModelActor:
     """The model, loaded once per actor; runs the prepared photos of a batch and writes their heat maps."""
 
     def __init__(self, model_path: str, heatmap_dir: str | None, heatmap_name: Callable, as_json: bool,
-                 threads: int = 1) -> None:
+                 threads: int = 1, heatmap_shown: str | None = None) -> None:
         from clarityx.loader import load_classifier
 
         self.classifier = load_classifier(model_path, threads=threads)
-        self.heatmap_dir = Path(heatmap_dir) if heatmap_dir else None
+        self.heatmap_dir = Path(heatmap_dir) if heatmap_dir else None  # absolute: where the workers write
+        self.heatmap_shown = Path(heatmap_shown or heatmap_dir) if heatmap_dir else None  # as the person named it
         self.heatmap_name, self.as_json = heatmap_name, as_json
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from PIL import Image
 
+        from clarityx.screening.classes import DIABETIC_RETINOPATHY
         from clarityx.screening.files import WriteFailed, atomic_path
         from clarityx.screening.heatmap import overlay
         from clarityx.screening.pipeline import finish
+        from clarityx.screening.report import referable_flag
+        from clarityx.screening.tested import untested_note
 
         lines = list(batch["line"])
         heatmap_errors = [""] * len(lines)
         threshold = self.classifier.card.dr_threshold
+        untested = untested_note(self.classifier.card.metrics)
         ready = [i for i, text in enumerate(lines) if not text]
         if ready:
             predictions = self.classifier.predict(batch["pixels"][ready], explain=bool(self.heatmap_dir))
             for i, prediction in zip(ready, predictions):
                 path, pixels = str(batch["path"][i]), batch["pixels"][i]
                 result = finish(self.classifier, None, pixels, prediction)  # rgb: only kept, never read
-                lines[i] = line(path, result, threshold, self.as_json)
+                written: dict[str, str] = {}
                 if self.heatmap_dir and result.status == "ok":
-                    top = self.classifier.classes.index(result.top)
-                    # clarityx.cli.heatmap_name; a file name several photos of the run share always gets the
-                    # folder's hash (one process hashes all but the first; workers cannot tell the first)
+                    # As clarityx.cli: the top answer's map, and the diabetic-retinopathy map too when referable
+                    # DR is flagged under another top answer. A file name several photos of the run share always
+                    # gets the folder's hash (one process hashes all but the first; workers cannot tell the first).
+                    shown = [result.top]
+                    if referable_flag(dict(result.ranked), threshold) and \
+                            DIABETIC_RETINOPATHY in self.classifier.classes and result.top != DIABETIC_RETINOPATHY:
+                        shown.append(DIABETIC_RETINOPATHY)
                     used = {self.heatmap_name(Path(path), set(), result.top)} if batch["shared_name"][i] else set()
+                    stem = self.heatmap_name(Path(path), used, result.top)[: -len(f".{result.top}.gradcam.png")]
                     try:
-                        with atomic_path(self.heatmap_dir / self.heatmap_name(Path(path), used, result.top)) as tmp:
-                            Image.fromarray(overlay(pixels, prediction.cams[top], 0.4)).save(tmp, format="PNG")
+                        for condition in shown:
+                            target = self.heatmap_dir / f"{stem}.{condition}.gradcam.png"
+                            with atomic_path(target) as tmp:
+                                cam = prediction.cams[self.classifier.classes.index(condition)]
+                                Image.fromarray(overlay(pixels, cam, 0.4)).save(tmp, format="PNG")
+                            written[condition] = str(self.heatmap_shown / target.name)
                     except WriteFailed as exc:  # e.g. a full disk: the driver stops the run
                         heatmap_errors[i] = str(exc)
+                lines[i] = line(path, result, threshold, self.as_json, self.classifier.ood_off, untested, written)
         return {"index": batch["index"], "path": batch["path"], "line": np.array(lines, dtype=object),
                 "heatmap_error": np.array(heatmap_errors, dtype=object)}
 
@@ -197,61 +342,110 @@ def shares(total_cpus: float, num_actors: int) -> tuple[float, float]:
 
 def screen(items: list[dict], model_path: str, heatmap_name: Callable, heatmap_dir: str | None = None,
            num_actors: int | None = None, batch_size: int = 4, as_json: bool = True,
-           actor_cls: type = ModelActor) -> Iterator[dict]:
+           actor_cls: type = ModelActor, heatmap_shown: str | None = None) -> Iterator[dict]:
     """Rows ``{index, path, line, heatmap_error}`` for ``items`` (``{index, path, file, shared_name}``, see
-    :func:`plan`), exactly one per index, in the order they finish. Ray must be initialised."""
+    :func:`plan`), exactly one per index, in the order they finish. Ray must be initialised. ``heatmap_shown``:
+    the heat-map folder as the rows name it (as the person typed it; default ``heatmap_dir``).
+
+    The photos of blocks lost to crashing workers are screened again one per block (so that one poison photo
+    does not take its neighbours with it); a photo lost again gets an error row (:data:`CRASHED`). Raises
+    :class:`PipelineFailed` when more than :data:`ERRORED_BLOCKS` blocks are lost (or the cluster is)."""
+    from clarityx.screening.engine import CardedModel
+    from clarityx.screening.pipeline import Result
+    from clarityx.screening.tested import untested_note
+
+    seen: set[int] = set()
+
+    def new(rows: Iterator[dict]) -> Iterator[dict]:
+        for row in rows:
+            index = int(row["index"])
+            if index not in seen:  # a retried batch may repeat rows: one per photo
+                seen.add(index)
+                yield {"index": index, "path": str(row["path"]), "line": str(row["line"]),
+                       "heatmap_error": str(row["heatmap_error"])}
+
+    options = dict(model_path=model_path, heatmap_name=heatmap_name, heatmap_dir=heatmap_dir,
+                   heatmap_shown=heatmap_shown, num_actors=num_actors, batch_size=batch_size, as_json=as_json,
+                   actor_cls=actor_cls)
+    yield from new(_pipeline(items, **options, one_by_one=False, errored_blocks=ERRORED_BLOCKS))
+    lost = [item for item in items if item["index"] not in seen]
+    if lost:  # blocks dropped after their retries: again, one photo per block
+        yield from new(_pipeline(lost, **options, one_by_one=True, errored_blocks=len(lost)))
+    lost = [item for item in lost if item["index"] not in seen]
+    card = CardedModel(model_path) if lost else None
+    for item in lost:  # a photo that crashed its worker every time: an error row, retried by --resume
+        result = Result("error", CRASHED)
+        yield {"index": item["index"], "path": item["path"], "heatmap_error": "",
+               "line": line(item["path"], result, card.card.dr_threshold, as_json, card.ood_off,
+                            untested_note(card.card.metrics))}
+
+
+def _pipeline(items: list[dict], model_path: str, heatmap_name: Callable, heatmap_dir: str | None,
+              heatmap_shown: str | None, num_actors: int | None, batch_size: int, as_json: bool,
+              actor_cls: type, one_by_one: bool, errored_blocks: int) -> Iterator[dict]:
+    """One Ray Data run over ``items``: decode tasks, then the model actors. ``one_by_one``: one photo per
+    block and batch, one batch at a time per actor (a crash then loses only the photo that caused it)."""
+    import warnings
+
     import ray
     import ray.data
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # after ray.data's own logging set-up
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # lost blocks become rows, not tracebacks
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
+    before = ctx.max_errored_blocks
+    ctx.max_errored_blocks = errored_blocks  # a block whose tries are spent is dropped (its photos: see screen)
     total = float(ray.cluster_resources().get("CPU", 1))
     num_actors = num_actors or max(1, int(total // 2))
     task_cpus, actor_cpus = shares(total, num_actors)
-    blocks = max(math.ceil(len(items) / PREPARE_BLOCK), min(len(items), num_actors))  # work for every actor
-    ds = ray.data.from_items(items, override_num_blocks=blocks)
-    ds = ds.map_batches(prepare_batch, fn_kwargs={"model_path": model_path, "as_json": as_json},
-                        batch_size=PREPARE_BLOCK,
-                        batch_format="numpy", num_cpus=task_cpus)
-    ds = ds.map_batches(actor_cls, fn_constructor_kwargs={"model_path": model_path, "heatmap_dir": heatmap_dir,
-                                                          "heatmap_name": heatmap_name, "as_json": as_json,
-                                                          "threads": max(1, round(actor_cpus))},
-                        batch_size=batch_size, batch_format="numpy", num_cpus=actor_cpus,
-                        # the model and a batch's activations (the CLI peaks under 400 MB at batch 4); this also
-                        # keeps decoding in its own tasks (Ray Data fuses operators only with equal resources)
-                        memory=ACTOR_MEMORY + batch_size * 40 * 2**20,
-                        # Ray Data's actor pools restart a killed actor and retry its batch (max_restarts and
-                        # max_task_retries default to -1 there): tests/test_ray_engine.py kills one.
-                        compute=ray.data.ActorPoolStrategy(size=num_actors))
-    seen: set[int] = set()
-    for row in ds.iter_rows():
-        index = int(row["index"])
-        if index in seen:
-            continue
-        seen.add(index)
-        yield {"index": index, "path": str(row["path"]), "line": str(row["line"]),
-               "heatmap_error": str(row["heatmap_error"])}
-    from clarityx.screening.engine import CardedModel
-    from clarityx.screening.pipeline import Result
+    per_block = 1 if one_by_one else PREPARE_BLOCK
+    blocks = max(math.ceil(len(items) / per_block), min(len(items), num_actors))  # work for every actor
+    pool = {"max_tasks_in_flight_per_actor": 1} if one_by_one else {}  # a dying actor fails no queued batch
+    try:
+        with warnings.catch_warnings():  # newer Ray deprecates **ray_remote_args; the retry limits have no other way
+            warnings.simplefilter("ignore")
+            ds = ray.data.from_items(items, override_num_blocks=blocks)
+            ds = ds.map_batches(prepare_batch, fn_kwargs={"model_path": model_path, "as_json": as_json},
+                                batch_size=per_block, batch_format="numpy", num_cpus=task_cpus,
+                                max_retries=TASK_RETRIES)
+            ds = ds.map_batches(actor_cls,
+                                fn_constructor_kwargs={"model_path": model_path, "heatmap_dir": heatmap_dir,
+                                                       "heatmap_name": heatmap_name, "as_json": as_json,
+                                                       "threads": max(1, round(actor_cpus)),
+                                                       "heatmap_shown": heatmap_shown},
+                                batch_size=1 if one_by_one else batch_size, batch_format="numpy",
+                                num_cpus=actor_cpus,
+                                # the model and a batch's activations (the CLI peaks under 400 MB at batch 4); this
+                                # also keeps decoding in its own tasks (Ray Data fuses operators only with equal
+                                # resources)
+                                memory=ACTOR_MEMORY + batch_size * 40 * 2**20,
+                                # a killed actor is always restarted (the pool keeps its size), but a batch is tried
+                                # only 1 + TASK_RETRIES times: tests/test_ray_engine.py kills one, and a poison photo
+                                compute=ray.data.ActorPoolStrategy(size=num_actors, **pool),
+                                max_restarts=-1, max_task_retries=TASK_RETRIES)
+        try:
+            yield from ds.iter_rows()
+        except Exception as exc:  # Ray's own errors: a block over the limit, a lost cluster
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise PipelineFailed(
+                f"the Ray pipeline stopped ({type(exc).__name__}: {first}): more than {errored_blocks} blocks of "
+                "photos failed on its workers, or the cluster was lost. The rows printed stay; run again with "
+                "--resume to continue") from exc
+    finally:
+        ctx.max_errored_blocks = before
 
-    lost = [item for item in items if item["index"] not in seen]
-    threshold = CardedModel(model_path).card.dr_threshold if lost else None
-    for item in lost:  # never expected: a photo the pipeline lost still gets its row
-        result = Result("error", "lost by the Ray pipeline; run again with --resume")
-        yield {"index": item["index"], "path": item["path"], "line": line(item["path"], result, threshold, as_json),
-               "heatmap_error": ""}
 
-
-def plan(paths: list[Path], done: set[str] = frozenset()) -> list[dict]:
-    """One item per listed photo not yet done. ``shared_name``: another listed photo has the same file name
-    (its heat map's name then carries the folder's hash), decided over the whole list, so that the names do not
-    change between a run and its resumption."""
+def plan(paths: list[Path], done: DoneRows | None = None) -> list[dict]:
+    """One item per listed photo not yet answered in ``done`` (see :class:`DoneRows`). ``shared_name``: another
+    listed photo has the same file name (its heat map's name then carries the folder's hash), decided over the
+    whole list, so that the names do not change between a run and its resumption."""
     from collections import Counter
 
     stems = Counter(p.stem for p in paths)
-    return [{"index": index, "path": str(path), "file": os.path.abspath(path), "shared_name": stems[path.stem] > 1}
-            for index, path in enumerate(paths) if os.path.abspath(path) not in done]
+    absolute = [os.path.abspath(p) for p in paths]
+    finished = done.match(absolute) if done else set()
+    return [{"index": index, "path": str(path), "file": file, "shared_name": stems[path.stem] > 1}
+            for index, (path, file) in enumerate(zip(paths, absolute)) if index not in finished]
 
 
 def connect(address: str | None) -> bool:
@@ -272,6 +466,9 @@ def predict_on_ray(args, heatmap_name: Callable, end_of_run: Callable[[list[Path
     if args.engine != "ray":
         print("clarityx: --address, --num-actors and --resume need --engine ray", file=sys.stderr)
         return 2
+    if args.resume and not args.json:  # a results file of plain lines names no photo exactly: refused
+        print(RESUME_NEEDS_JSON, file=sys.stderr)
+        return 2
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -290,10 +487,16 @@ def predict_on_ray(args, heatmap_name: Callable, end_of_run: Callable[[list[Path
         return 2
     model_path = Path(args.model) if args.model else default_model_path()
     try:
-        CardedModel(model_path)  # is there a model with its card? (the actors load the model itself)
+        card = CardedModel(model_path)  # is there a model with its card? (the actors load the model itself)
     except ClarityXError as exc:
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
+    if card.ood_off:  # loud: here and in every JSON row
+        print(f"clarityx: WARNING: {card.ood_off}", file=sys.stderr)
+    from clarityx.screening.tested import untested_note
+
+    if untested_note(card.card.metrics):  # as the single-process engine: on stderr, and in every JSON row
+        print(f"clarityx: WARNING: {untested_note(card.card.metrics)}", file=sys.stderr)
     if args.heatmap_dir and model_path.suffix == ".tflite":
         print("clarityx: --heatmap-dir needs the .keras or .onnx model; a TFLite model cannot compute "
               "Grad-CAM", file=sys.stderr)
@@ -305,23 +508,36 @@ def predict_on_ray(args, heatmap_name: Callable, end_of_run: Callable[[list[Path
         except OSError as exc:
             print(f"clarityx: cannot create {heatmap_dir}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    items = plan(paths, already_done(args.resume))
+    try:
+        items = plan(paths, already_done(args.resume))
+    except OSError as exc:  # the results file exists but cannot be read
+        print(f"clarityx: cannot read {args.resume}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     if args.resume:
-        print(f"clarityx: {len(paths) - len(items)} of {len(paths)} photos already in {args.resume}; "
-              f"screening {len(items)}", file=sys.stderr)
+        print(f"clarityx: {len(paths) - len(items)} of {len(paths)} photos already answered in {args.resume} "
+              f"(error rows are tried again); screening {len(items)}", file=sys.stderr)
     absent = [p for p in paths if not p.exists()]
     if not items:
         return 1 if absent else 0
+    if args.resume and ends_in_a_cut_line(args.resume) and appends_to(sys.stdout, args.resume):
+        print(flush=True)  # end the cut line: the first row must not join it (``>> results.jsonl``)
     import ray
 
     started = connect(args.address)
     try:
         for row in screen(items, os.path.abspath(model_path), heatmap_name, heatmap_dir, args.num_actors,
-                          args.batch_size, as_json=args.json):
-            print(row["line"], flush=True)
+                          args.batch_size, as_json=args.json, heatmap_shown=args.heatmap_dir):
             if row["heatmap_error"]:  # e.g. a full disk: stop; what was written and printed stays
-                print(f"clarityx: {row['heatmap_error']}", file=sys.stderr)
+                print(f"clarityx: {row['heatmap_error']} (stopped before printing the row of {row['path']}: "
+                      "run again with --resume to screen it and the rest)", file=sys.stderr)
                 return 1
+            print(row["line"], flush=True)
+    except PipelineFailed as exc:
+        print(f"clarityx: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clarityx: stopped; the rows printed stay: run again with --resume to continue", file=sys.stderr)
+        return 130
     finally:
         if started:
             ray.shutdown()

@@ -154,3 +154,38 @@ def test_onnx_int8_is_refused(tiny_model, tmp_path):
 
     with pytest.raises(ValueError, match="float32 only"):
         export(tiny_model, "onnx", "int8", tmp_path / "m.onnx")
+
+
+def test_a_keras_model_without_its_graph_in_a_run_time_install_says_what_to_do(tmp_path, monkeypatch, capsys):
+    """No TensorFlow/Keras (the run-time install) and no ONNX graph: not a bare ModuleNotFoundError but the
+    two ways out, on the command line without a traceback (issue 25, item 16)."""
+    import shutil
+    import sys
+
+    from PIL import Image
+
+    from clarityx.cli import main
+    from clarityx.loader import load_classifier
+    from clarityx.screening.card import card_path
+    from clarityx.screening.errors import ClarityXError, EngineNotInstalled
+
+    card = card_path(ROOT / "models" / "clarityx_lite2.keras")
+    if not card.is_file():
+        pytest.skip("no bundled card to copy")
+    model = tmp_path / "mine.keras"
+    model.write_bytes(b"a .keras file (never opened: its engine is missing)")
+    shutil.copy(card, card_path(model))
+    for name in ("keras", "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # import keras → ModuleNotFoundError
+    with pytest.raises(EngineNotInstalled) as raised:
+        load_classifier(model, engine="auto")
+    message = str(raised.value)
+    assert isinstance(raised.value, ClarityXError)
+    assert "no ONNX graph" in message and "clarityx export --model" in message and "--format onnx" in message
+    assert 'clarityx[train]' in message and "keras" in message
+
+    photo = tmp_path / "eye.png"
+    Image.new("RGB", (64, 64)).save(photo)
+    assert main(["predict", str(photo), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "clarityx[train]" in err and "Traceback" not in err

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 
 from clarityx.screening.gate import check_embedding
@@ -28,3 +30,49 @@ def test_check_embedding_uses_the_cards_threshold(classifier):
         assert check_embedding(classifier, far).reason == "unfamiliar"
     finally:
         classifier.card.gate.pop("settings")
+
+
+def test_a_missing_statistics_file_is_said_loudly_not_silently_skipped(tmp_path, capsys, monkeypatch, retina_png):
+    """Without NAME.ood.npz the out-of-distribution check cannot run: the model says so, the CLI says so on
+    stderr and in every JSON row, and the Model page shows a warning (issue 25, item 12)."""
+    import json
+    import os
+
+    import pytest
+    from streamlit.testing.v1 import AppTest
+
+    from clarityx.cli import main
+    from clarityx.screening.card import card_path
+    from clarityx.screening.engine import CardedModel, default_model_path, onnx_path
+    from clarityx.screening.ood import ood_path
+
+    bundled = onnx_path(default_model_path())
+    if not bundled.is_file():
+        pytest.skip("no bundled ONNX graph")
+    model = tmp_path / "no_stats.onnx"
+    os.symlink(bundled.resolve(), model)  # the same graph and card, without its statistics file
+    card_path(model).write_bytes(card_path(bundled).read_bytes())
+    assert CardedModel(bundled).ood_off is None  # with its statistics: the check runs, nothing said
+    off = CardedModel(model).ood_off
+    assert off and "OFF" in off and ood_path(model).name in off
+
+    assert main(["predict", str(retina_png), "--model", str(model), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING" in captured.err and ood_path(model).name in captured.err
+    assert json.loads(captured.out)["ood_check_off"] == off
+    assert main(["predict", str(retina_png), "--model", str(bundled), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "ood_check_off" not in json.loads(captured.out) and "WARNING" not in captured.err
+
+    import app_pages.shared as shared
+
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
+    for used, warned in ((model, True), (bundled, False)):  # the page shows the model the session uses
+        monkeypatch.setattr(shared, "get_classifier", lambda used=used: CardedModel(used))
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
+        at.run()
+        at.switch_page("app_pages/model_card.py")
+        at.run()
+        assert not at.exception
+        shown = [w.value for w in at.warning if "check off" in w.value]
+        assert bool(shown) == warned and all(ood_path(model).name in w for w in shown)

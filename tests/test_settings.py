@@ -72,3 +72,56 @@ def test_an_install_without_a_checkout_finds_the_packaged_model_or_says_where_to
     (tmp_path / "bundled_models").mkdir()
     (tmp_path / "bundled_models" / "clarityx_lite2.onnx").write_bytes(b"graph")
     assert settings.bundled_model() == tmp_path / "bundled_models" / "clarityx_lite2.onnx"
+
+
+def test_only_this_projects_checkout_counts_as_one_not_site_packages(tmp_path, monkeypatch):
+    """A wheel install: the folder above the package is site-packages, where another package's models/ must
+    not take over the bundled-model lookup (issue 25, item 15)."""
+    site = tmp_path / "site-packages"
+    (site / "clarityx").mkdir(parents=True)
+    (site / "models").mkdir()  # some other package's top-level models/
+    assert settings.checkout_root(site / "clarityx") is None
+    (site / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
+    assert settings.checkout_root(site / "clarityx") is None
+    (site / "pyproject.toml").write_text("not [ toml")
+    assert settings.checkout_root(site / "clarityx") is None
+    clone = tmp_path / "clone"
+    (clone / "clarityx").mkdir(parents=True)
+    (clone / "pyproject.toml").write_text('[project]\nname = "clarityx"\nversion = "0"\n')
+    assert settings.checkout_root(clone / "clarityx") == clone
+    # this test runs from a checkout: it is recognised as one
+    assert settings.checkout_root(Path(settings.__file__).resolve().parents[1]) == Path(__file__).resolve().parents[1]
+
+    monkeypatch.delenv("CLARITYX_MODEL", raising=False)
+    monkeypatch.delenv("CLARITYX_MODELS_DIR", raising=False)
+    monkeypatch.setattr(settings, "CHECKOUT_MODELS", None)  # what a wheel install computes
+    monkeypatch.setattr(settings, "PACKAGED_MODELS", site / "clarityx" / "bundled_models")
+    monkeypatch.setattr(settings, "user_data_dir", lambda: tmp_path / "user")
+    assert settings.bundled_model() == tmp_path / "user" / "models" / "clarityx_lite2.onnx"
+    assert settings.models_dir() == tmp_path / "user" / "models"
+
+
+def test_retrained_models_go_to_the_user_data_folder_never_the_checkout(monkeypatch, tmp_path):
+    """Issue 24, item 4: retrained models were installed into the checkout's models/ (untracked files)."""
+    import json
+
+    from app_pages.retrain import job
+    from clarityx.screening.catalogue import available_models
+
+    monkeypatch.delenv("CLARITYX_MODELS_DIR", raising=False)
+    monkeypatch.delenv("CLARITYX_MODEL", raising=False)
+    checkout = tmp_path / "checkout" / "models"
+    checkout.mkdir(parents=True)
+    monkeypatch.setattr(settings, "CHECKOUT_MODELS", checkout)
+    monkeypatch.setattr(settings, "user_data_dir", lambda: tmp_path / "user")
+    assert settings.models_dir() == tmp_path / "user" / "models"
+    assert job().models_dir == tmp_path / "user" / "models"  # where the Retrain page installs
+    # The app still offers both: the checkout's models and the person's own.
+    card = json.loads((ROOT / "models" / "clarityx_lite2.card.json").read_text())
+    (tmp_path / "user" / "models").mkdir(parents=True)
+    for folder, name in ((checkout, "from_checkout"), (tmp_path / "user" / "models", "retrained")):
+        (folder / f"{name}.onnx").write_bytes(b"graph")
+        (folder / f"{name}.card.json").write_text(json.dumps({**card, "name": name}))
+    assert settings.model_folders() == [checkout, tmp_path / "user" / "models"]
+    assert {m.name: m.path for m in available_models()} == {
+        "from_checkout": checkout / "from_checkout.onnx", "retrained": tmp_path / "user" / "models" / "retrained.onnx"}

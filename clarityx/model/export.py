@@ -124,7 +124,8 @@ def export(model: str | Path | None, fmt: str, quantize: str | None = None,
         export_tflite(inference_graph(model_path), out, quantize)
     for companion in (card_path, ood_path):  # beside the model they are already shared (same stem)
         if companion(model_path).is_file() and companion(model_path) != companion(out):
-            shutil.copy(companion(model_path), companion(out))
+            with atomic_path(companion(out)) as tmp:  # whole or not at all, as the graph
+                shutil.copy(companion(model_path), tmp)
     if quantize and card_path(out).is_file():
         mark_quantized(card_path(out), quantize, model_path.name)
     return out

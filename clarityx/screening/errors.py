@@ -29,6 +29,11 @@ class ModelNotInstalled(ClarityXError):
     """No trained model is where one was expected."""
 
 
+class EngineNotInstalled(ModelNotInstalled):
+    """The model is there, but the engine that runs it is not installed (a ``.keras`` model without its ONNX
+    graph in a run-time install, which has no TensorFlow)."""
+
+
 class ModelUnreadable(ClarityXError):
     """A model file or its card is damaged, or they do not belong together."""
 

@@ -42,7 +42,12 @@ class MahalanobisModel:
         return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, means=self.means, precision=self.precision)
+        """Written whole or not at all (:func:`clarityx.screening.files.atomic_path`): a run that is stopped
+        or a full disk leaves the previous statistics, never a half-written file."""
+        from clarityx.screening.files import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no second .npz
+            np.savez_compressed(f, means=self.means, precision=self.precision)
 
     @classmethod
     def load(cls, path: str | Path) -> "MahalanobisModel":
@@ -53,3 +58,15 @@ class MahalanobisModel:
 def ood_path(model_path: str | Path) -> Path:
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + ".ood.npz")
+
+
+def ood_check_off(model_path: str | Path, limit: float | None) -> str | None:
+    """Why the out-of-distribution check cannot run for this model (its statistics file is missing), for a
+    person; None when nothing is missing. (A card without a limit turns the check off by design: then the
+    missing file changes nothing and this says nothing.)"""
+    if limit is None:
+        return None
+    stats = ood_path(model_path)
+    return (f"the out-of-distribution check is OFF: {stats.name} is missing beside {Path(model_path).name}, so "
+            "photos unlike anything the model was trained on are not refused and get an answer anyway. Put the "
+            "model's .ood.npz back beside it (it is written by train.py and copied by clarityx export).")
