@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fit the diabetic_retinopathy output on DR eyes of at least this known grade (2: moderate "
                         "or worse, what a screening programme refers; mild eyes stay in validation and test). "
                         "0: every DR eye")
+    g.add_argument("--dr-grade-head", action=argparse.BooleanOptionalAction, default=True,
+                   help="conditions task: the head also learns the DR grade (0-4) from every graded eye, mild ones "
+                        "included (multi-task); the referable score is then P(grade >= 2)")
+    g.add_argument("--graded-data", metavar="IDRID",
+                   help="IDRiD's disease-grading download (scripts/fetch_outside.sh): its training part is fitted "
+                        "on (grade 0 normal, 2-4 diabetic retinopathy, every grade for the grade layer); its test "
+                        "part is reported apart by `clarityx evaluate`")
     g.add_argument("--keep-augmented", action="store_true",
                    help="train on the dataset's pre-made augmented copies (train split only)")
     g.add_argument("--split-file", help="reuse this split CSV (default: <output>.split.csv, made if absent)")
@@ -165,7 +172,8 @@ def prepare_data(args: argparse.Namespace, classes: list[str]):
     print(report.summary(), flush=True)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    Path(str(output.with_suffix("")) + ".audit.json").write_text(report.to_json())
+    from clarityx.screening.files import write_text  # whole or not at all
+    write_text(str(output.with_suffix("")) + ".audit.json", report.to_json())
 
     split_file = Path(args.split_file) if args.split_file else split_path(output)
     if split_file.exists():
@@ -222,7 +230,11 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     Every training photo is seen in 1 + ``--views`` views (the clean ``prepare`` view and random views of
     :func:`clarityx.training.views.random_view`: resolution, encoding, exposure, colour, blur, rotation);
     photos of the ``--train-exclude-source`` sources are left out of the fit (they stay in validation and
-    test, reported per source). Returns the training rows' embeddings and labels, for the gate."""
+    test, reported per source). With ``--dr-grade-head`` the head also learns the DR grade of every graded eye
+    (mild eyes included, which the condition output does not fit on) and ``--graded-data`` adds IDRiD's
+    training part. Returns the training rows' embeddings and labels (for the gate), the head's input
+    statistics, a function from pooled features to (embedding, raw class softmax, raw grade softmax), and what
+    it was trained on."""
     import numpy as np
 
     from clarityx.model.backbones import BACKBONES
@@ -230,38 +242,78 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     from clarityx.training.views import cache_features
 
     backbone = model.get_layer("backbone")
+    grade_head = args.dr_grade_head and args.task == "conditions"
 
-    def features(samples, view):
+    def features(paths, view):
         report_progress(args, stage=f"features of view {view}", epoch=view, epochs=args.views)
-        return cache_features([str(s.path) for s in samples], backbone, args.img_size, args.contrast, view,
+        return cache_features([str(p) for p in paths], backbone, args.img_size, args.contrast, view,
                               args.cache_dir, args.seed, progress=lambda m: print(m, flush=True))
 
     # One cache for every run on this split: the clean view of all its photos, the random views of
     # its training photos (scripts/cache_views.py fills the same cache).
     everything, train_split = split.samples, split.of("train")
-    clean = features(everything, 0)
+    clean = features([s.path for s in everything], 0)
     position = {str(s.path): i for i, s in enumerate(everything)}
     train_pos = {str(s.path): i for i, s in enumerate(train_split)}
     excluded = set(args.train_exclude_source or [])
-    used = [s for s in parts["train"] if fitted_on(s, args)]
-    labels = np.array([classes.index(s.label) for s in used], np.int32)
+    used = [s for s in parts["train"] if fitted_on(s, args) or (grade_head and fitted_for_grade(s, args))]
+    labels = np.array([classes.index(s.label) if fitted_on(s, args) else -1 for s in used], np.int32)
+    grades = np.array([-1 if s.grade is None else s.grade for s in used], np.int32)
     views = [{k: v[[position[str(s.path)] for s in used]].astype(np.float32) for k, v in clean.items()}]
     for view in range(1, args.views + 1):
-        f = features(train_split, view)
+        f = features([s.path for s in train_split], view)
         views.append({k: v[[train_pos[str(s.path)] for s in used]].astype(np.float32) for k, v in f.items()})
+    graded_extra = 0
+    if args.graded_data:
+        from clarityx.data.external import read_idrid
+        from clarityx.screening.grades import REFERABLE_FROM
+
+        extra = [p for p in read_idrid(args.graded_data) if p.part == "train"]
+        if not extra:
+            raise SystemExit(f"error: no IDRiD training photos under {args.graded_data}")
+        g = np.array([p.grade for p in extra], np.int32)
+        normal, dr = classes.index("normal"), classes.index(DIABETIC_RETINOPATHY)
+        labels = np.concatenate([labels, np.where(g == 0, normal, np.where(g >= REFERABLE_FROM, dr, -1))])
+        grades = np.concatenate([grades, g])
+        for view in range(args.views + 1):
+            f = features([p.path for p in extra], view)
+            views[view] = {k: np.concatenate([views[view][k], f[k].astype(np.float32)]) for k in views[view]}
+        graded_extra = len(extra)
     val = {k: v[[position[str(s.path)] for s in parts["validation"]]].astype(np.float32) for k, v in clean.items()}
     stats = H.channel_stats(views[0], H.FEATURE_SETS[BACKBONES[args.backbone].taps])
     x = np.concatenate([H.seed_inputs(v, stats) for v in views])
     report_progress(args, stage="training the head", epoch=0, epochs=args.head_epochs)
+    val_grades = np.array([-1 if s.grade is None else s.grade for s in parts["validation"]], np.int32)
     fitted = H.fit_seed_head(x, np.tile(labels, len(views)), H.seed_inputs(val, stats), y["validation"],
                              len(classes), class_weight, seed=args.seed, epochs=args.head_epochs, lr=args.head_lr,
-                             weight_decay=args.head_weight_decay)
+                             weight_decay=args.head_weight_decay,
+                             grades=np.tile(grades, len(views)) if grade_head else None,
+                             grades_val=val_grades if grade_head else None)
     H.install_seed_head(model.get_layer("head"), fitted, stats)
     embed = H.embedding_model(fitted)
-    return {"embeddings": [embed(H.seed_inputs(v, stats)) for v in views], "labels": labels,
-            "validation_embeddings": embed(H.seed_inputs(val, stats)),
+    grade = H.grade_layer(fitted)
+
+    def answers_of(pooled: dict) -> tuple:
+        """Pooled features of any photos → (embedding, raw class softmax, raw grade softmax or None)."""
+        from clarityx.screening.calibration import softmax
+
+        inputs = H.seed_inputs({k: v.astype(np.float32) for k, v in pooled.items()}, stats)
+        out = fitted.predict(inputs, verbose=0, batch_size=1024)
+        probs = out["probabilities"] if isinstance(out, dict) else out
+        e = embed(inputs)
+        return e, probs, (softmax(e @ grade[0] + grade[1]) if grade is not None else None)
+
+    known = labels >= 0
+    return {"embeddings": [embed(H.seed_inputs(v, stats))[known] for v in views], "labels": labels[known],
+            "validation_embeddings": embed(H.seed_inputs(val, stats)), "validation_pooled": val,
+            "grade_layer": grade,
+            "answers_of": answers_of, "features": features,
+            "fit_rows": {"paths": [str(s.path) for s in used], "labels": labels[:len(used)],
+                         "pooled": views[0] if not graded_extra else {k: v[:len(used)] for k, v in views[0].items()}},
             "trained_on": {"photos": len(used), "views": len(views), "excluded_sources": sorted(excluded),
                            "dr_eyes_from_grade": args.dr_train_from_grade, "spread_floor": H.SD_FLOOR,
+                           "dr_grade_head": bool(grade_head), "graded_photos": int((grades >= 0).sum()),
+                           "idrid_training_photos": graded_extra,
                            "left_out_photos": len(parts["train"]) - len(used)}}
 
 
@@ -272,6 +324,96 @@ def fitted_on(sample, args: argparse.Namespace) -> bool:
         return False
     return not (args.dr_train_from_grade and sample.label == DIABETIC_RETINOPATHY and sample.grade is not None
                 and sample.grade < args.dr_train_from_grade)
+
+
+def outside_raw(head_run: dict, data_root: Path) -> dict | None:
+    """Each outside set's healthy and referable photos → (raw grade softmax, or raw class softmax without a grade
+    layer; referable) from the feature cache, for the referable threshold (None: no outside sets, or a
+    fine-tuned network, whose cache is not its features)."""
+    import numpy as np
+
+    from clarityx.data.external import find_outside, read_outside
+
+    external = find_outside(data_root) or find_outside(data_root.parent)
+    if head_run is None or external is None:
+        return None
+    out = {}
+    for name, photos in read_outside(external).items():
+        photos = [p for p in photos if p.healthy or p.referable]
+        _, probs, grades = head_run["answers_of"](head_run["features"]([p.path for p in photos], 0))
+        out[name] = (grades if grades is not None else probs, np.array([p.referable for p in photos]))
+    return out
+
+
+def fit_answers(head_run: dict, parts: dict, classes: list[str], calibration, data_root: Path,
+                args: argparse.Namespace) -> dict:
+    """The card's ``answers`` beside the classes (:mod:`clarityx.screening.answers`): the DR-grade layer, the
+    haze check (fitted on training photos as taken, its threshold on validation) and the front-of-eye probe
+    (fitted on every source of real front-of-eye photos, as taken and cut to a circle; each source's refusal
+    rate when it was held out of the fit is recorded beside it)."""
+    import numpy as np
+
+    from clarityx.data.external import circle_files, read_front_of_eye
+    from clarityx.screening.calibration import apply_temperature
+    from clarityx.training import answers as A
+    from clarityx.training.views import cache_measures
+
+    out: dict = {}
+    if head_run.get("grade_layer") is not None:
+        w, b = head_run["grade_layer"]
+        out["dr_grade"] = {"weights": w.tolist(), "bias": b.tolist(),
+                           "temperature": calibration.how["dr_grade_temperature"]}
+    rows = head_run["fit_rows"]
+    if "cataract" in classes:
+        cat = classes.index("cataract")
+
+        def p_cataract(pooled):
+            return apply_temperature(head_run["answers_of"](pooled)[1], calibration.temperature,
+                                     calibration.log_prior_correction)[:, cat]
+
+        known = rows["labels"] >= 0
+        train_m = {k: v[known] for k, v in cache_measures(rows["paths"], args.cache_dir).items()}
+        train_x = A.haze_inputs(train_m, p_cataract({k: v[known] for k, v in rows["pooled"].items()}))
+        val = parts["validation"]
+        val_x = A.haze_inputs(cache_measures([str(s.path) for s in val], args.cache_dir),
+                              p_cataract(head_run["validation_pooled"]))
+        haze = A.fit_haze(train_x, rows["labels"][known] == cat, val_x,
+                          np.array([s.label == "cataract" for s in val]))
+        out["haze"] = {**haze.to_card(), "inputs": [*A.HAZE_MEASURES, "log P(cataract)"],
+                       "fitted_on": f"training photos as taken (cataract against every other labelled eye); "
+                                    f"threshold: at most {A.HAZE_FALSE_LIMIT:.0%} of validation eyes without "
+                                    "cataract called hazy"}
+    front = data_root / "external" / "front_of_eye"
+    if not (front / "labels.csv").is_file():
+        front = data_root.parent / "external" / "front_of_eye"
+    if (front / "labels.csv").is_file():
+        photos = read_front_of_eye(front)
+        taken = head_run["answers_of"](head_run["features"]([p.path for p in photos], 0))[0]
+        circles = head_run["answers_of"](head_run["features"](
+            circle_files(photos, Path(args.cache_dir) / "front_of_eye_circles"), 0))[0]
+        fundus, fundus_val = np.concatenate(head_run["embeddings"]), head_run["validation_embeddings"]
+        held_out = {}
+        for held in A.by_source_folds([p.source for p in photos]):
+            probe = A.fit_front_of_eye_probe(fundus, np.concatenate([taken[~held], circles[~held]]), fundus_val)
+            for form, e in (("as_taken", taken), ("circular_crop", circles)):
+                hit = probe.score(e[held]) >= probe.threshold
+                for src in {p.source for p, h in zip(photos, held) if h}:
+                    mine = np.array([p.source == src for p, h in zip(photos, held) if h])
+                    held_out.setdefault(form, {})[src] = float(hit[mine].mean())
+        probe = A.fit_front_of_eye_probe(fundus, np.concatenate([taken, circles]), fundus_val)
+        sources = len({p.source for p in photos})
+        out["front_of_eye"] = {**probe.to_card(),
+                               "fitted_on": f"{len(photos)} real front-of-eye photos of {sources} sources, as taken "
+                                            "and cut to a circle, against the training fundus photos' views; "
+                                            f"threshold: at most {A.FRONT_FALSE_LIMIT:.1%} of validation fundus "
+                                            "photos refused",
+                               "refused_when_its_source_was_held_out": held_out}
+    return out
+
+
+def fitted_for_grade(sample, args: argparse.Namespace) -> bool:
+    """A training-split photo the DR-grade output fits on: graded, and not from an excluded source."""
+    return sample.grade is not None and (sample.source or "unknown") not in set(args.train_exclude_source or [])
 
 
 def fine_tune(model, x: dict, y: dict, args: argparse.Namespace, class_weight: dict, strategy=None) -> int:
@@ -435,17 +577,26 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     report_progress(args, stage="calibrating and testing")
-    metrics, calibration = C.evaluate_model(model, x, parts, classes, args, class_weight)
+    grade_raw = None
+    if head_run is not None and head_run["grade_layer"] is not None:
+        from clarityx.screening.calibration import softmax
+
+        w, b = head_run["grade_layer"]
+        grade_raw = {k: softmax(T.embeddings(model, x[k], args.batch_size) @ w + b)
+                     for k in ("validation", "calibration", "test") if len(x[k])}
+    metrics, calibration = C.evaluate_model(model, x, parts, classes, args, class_weight, grade_raw,
+                                            outside_raw(head_run, data_root))
     if "test" in metrics:
         print(json.dumps({k: v for k, v in metrics["test"].items() if k != "confusion_matrix"}, indent=1))
     ood, gate = C.fit_gate(model, head_run if args.epochs == 0 else None, trainable["train"], y["train"],
                            x["validation"], args.batch_size)
     test_probe = (camera_probe(T.embeddings(model, x["test"], args.batch_size), parts["test"])
                   if len(x["test"]) else None)
+    answers = fit_answers(head_run, parts, classes, calibration, data_root, args) if head_run else {}
     card = C.build_card(
         args, [sys.argv[0]] + (argv or sys.argv[1:]), classes=classes, samples=samples, report=report, split=split,
         parts=parts, repeats=split_repeats, data_root=data_root, metrics=metrics, calibration=calibration,
-        gate=gate, probe=test_probe, head_run=head_run,
+        gate=gate, probe=test_probe, head_run=head_run, answers=answers,
         architecture=(f"{BACKBONES[args.backbone].description} → BatchNorm → [GlobalMaxPool, GlobalAveragePool]"
                       " → Dense 512 ReLU → Dropout 0.4 → Dense softmax"),
         timings={"phase1_seconds": phase1_s, "phase2_seconds": phase2_s, "phase2_epochs": phase2_epochs,
@@ -457,9 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.split_file or split_path(output)).resolve() != split_path(output).resolve():
         write_split(split, split_path(output))  # a split reused from elsewhere: the model's copy beside it
     report_progress(args, stage="exporting the ONNX graph and checking the outside sets")
-    outside = outside_check(output, data_root)
+    outside, checks = outside_check(output, data_root, args.graded_data)
     if outside:
         card.metrics["outside"] = outside
+        card.metrics["answer_checks"] = checks
         save_card(card, output)
     report_progress(args, stage="finished", test_macro_f1=metrics.get("test", {}).get("macro_f1"))
     print(f"Saved {output} ({output.stat().st_size / 2**20:.1f} MB) with its card; "

@@ -31,11 +31,15 @@ class Screened:
     message: str | None = None
     ranked: list[tuple[str, float]] = field(default_factory=list)
     thumbnail: str | None = None  # data URI
+    referable_score: float | None = None
+    grade: int | None = None      # the estimated DR grade, where the model has a grade layer
+    hazy: bool = False
 
     @classmethod
     def of(cls, name: str, result: Result) -> Screened:
         thumb = png_data_uri(thumbnail_png(result.rgb, BATCH_THUMBNAIL_SIDE)) if result.rgb is not None else None
-        return cls(name, result.status, result.message, result.ranked, thumb)
+        return cls(name, result.status, result.message, result.ranked, thumb, result.referable_score,
+                   result.grade if result.grades is not None else None, result.hazy)
 
     @property
     def top(self) -> str | None:
@@ -68,7 +72,9 @@ def table(results: list[Screened], classes: list[str], threshold: float | None) 
             continue
         probs = dict(r.ranked)
         rows.append({"file": r.name, "photo": r.thumbnail, "most like": label(r.top),
-                     "referable DR": FLAG_WORDS[referable_flag(probs, threshold)],
+                     "referable DR": FLAG_WORDS[referable_flag(probs, threshold, r.referable_score)],
+                     **({"DR grade": r.grade} if r.grade is not None else {}),
+                     "hazy view": "yes" if r.hazy else "no",
                      **{label(c): round(100 * probs[c]) for c in classes}})
     return rows
 
@@ -93,7 +99,8 @@ def results_ui(results: list[Screened], classes: list[str], model: str, threshol
     if bad:
         st.subheader(f"{len(bad)} photo{'s' if len(bad) != 1 else ''} could not be graded")
         st.table([{"file": r.name, "reason": r.message} for r in bad])
-    csv_text = batch_csv([(r.name, r.status, r.ranked, r.message) for r in results], classes, model, threshold)
+    csv_text = batch_csv([(r.name, r.status, r.ranked, r.message, r.referable_score, r.grade, r.hazy)
+                          for r in results], classes, model, threshold)
     st.download_button("Download the results (CSV)", csv_text, file_name="clarityx-batch.csv", mime="text/csv")
 
 

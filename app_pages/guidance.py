@@ -28,6 +28,11 @@ def headline(ranked: list[tuple[str, float]]) -> str:
 # (what the finding means, what to do, urgency) of every class, from the one table.
 GUIDANCE = {key: (c.meaning, c.action, c.urgency) for key, c in BY_KEY.items()}
 
+HAZY = ("**Hazy view.** The retina looks hazy in this photo, as it does through a clouded lens (a cataract is "
+        "the most common cause). This is a reason to see an eye doctor, who can examine the lens and the retina "
+        "behind it; retaking the photo will not get past a clouded lens.")
+GRADES_IN_WORDS = ("no diabetic retinopathy", "mild", "moderate", "severe", "proliferative")
+
 REFERABLE_DR = (
     "The model also flags possible **referable diabetic retinopathy** (moderate or worse) in this photo: "
     "its referable-retinopathy score ({p:.0%}) is above the level at which, in testing, it found {sens:.0%} of "
@@ -79,14 +84,16 @@ def guidance(top: str, probability: float, classes: Sequence[str] = CLASSES,
 
 
 def referable_dr_note(probabilities: dict[str, float], threshold: float | None,
-                      sensitivity: float | None, specificity: float | None = None) -> str | None:
+                      sensitivity: float | None, specificity: float | None = None,
+                      score: float | None = None) -> str | None:
     """A flag for possible referable DR when the referable-DR score (P(DR), or P(grade >= 2) for a
     grade model) reaches the card's operating threshold, whatever the top answer is (a photo can look
     most like cataract and still show retinopathy). Says how often the flag was a false alarm in
-    testing, so a flag is read for what it is worth."""
-    if not referable_flag(probabilities, threshold):
+    testing, so a flag is read for what it is worth. ``score``: the result's referable score (a grade layer's
+    P(grade >= 2)); without it, that of ``probabilities``."""
+    if not referable_flag(probabilities, threshold, score):
         return None
-    p = referable_score(probabilities)
+    p = referable_score(probabilities) if score is None else score
     false_alarms = ("" if specificity is None else
                     f" — but it also flagged {1 - specificity:.0%} of eyes without it, so this is a prompt to "
                     "get checked, not a finding")

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.guidance import guidance, headline, label, referable_dr_note, weak_spot_notes
+from app_pages.guidance import (GRADES_IN_WORDS, HAZY, guidance, headline, label, referable_dr_note,
+                                weak_spot_notes)
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
@@ -87,7 +88,8 @@ def show_refusal(screened: Screened) -> None:
 def referable_note(result: Result, card: ModelCard) -> str | None:
     """The referable-DR flag for this photo (None when not raised), as the page and the report say it."""
     rd = card.metrics.get("test", {}).get("referable_dr", {})
-    return referable_dr_note(dict(result.ranked), card.dr_threshold, rd.get("sensitivity"), rd.get("specificity"))
+    return referable_dr_note(dict(result.ranked), card.dr_threshold, rd.get("sensitivity"), rd.get("specificity"),
+                             result.referable_score)
 
 
 def advice(result: Result, card: ModelCard) -> tuple[str, str, str]:
@@ -105,6 +107,12 @@ def show_result(screened: Screened, side: str) -> None:
     if caveat:
         st.warning(caveat)
     st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
+    if result.grades is not None:
+        st.caption(f"Estimated diabetic-retinopathy grade: **{result.grade}** ({GRADES_IN_WORDS[result.grade]}; "
+                   f"{max(result.grades):.0%} of the grade estimate). Grades: 0 none, 1 mild, 2 moderate, "
+                   "3 severe, 4 proliferative; 2 or worse is what a screening programme refers.")
+    if result.hazy:
+        st.warning(HAZY)
     box = {"routine": st.info, "urgent": st.error}.get(urgency, st.warning)
     box(f"{meaning}\n\n**What to do:** {action}")
     note = referable_note(result, card)
@@ -150,9 +158,13 @@ def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datet
         if r.status == "ok":
             meaning, action, _ = advice(r, card)
             heat = overlay(r.pixels, r.prediction.cams[card.classes.index(r.top)], 0.4)
+            grade = (f" Estimated diabetic-retinopathy grade: {r.grade} ({GRADES_IN_WORDS[r.grade]})."
+                     if r.grades is not None else "")
+            haze = f" {HAZY}" if r.hazy else ""
             eyes.append(EyeReport(side, r.status, None, [(label(c), p) for c, p in r.ranked],
                                   report_jpeg(r.rgb), report_jpeg(r.pixels), report_jpeg(heat), label(r.top),
-                                  f"{meaning} What to do: {action}", referable_note(r, card) or "", s.name))
+                                  f"{meaning} What to do: {action}{grade}{haze}", referable_note(r, card) or "",
+                                  s.name))
         else:
             # A refused photo (perhaps not an eye at all: a stranger's face) is named with its reason, not shown.
             eyes.append(EyeReport(side, r.status, r.message, file_name=s.name))

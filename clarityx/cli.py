@@ -7,8 +7,14 @@ with ``--json`` one object per line:
 "referable", "referable_threshold"}``
 (``grade``: a DR-grade model's answer, 0-4; null for other models. ``referable``: true/false when
 the referable-DR score reaches the card's threshold ``referable_threshold``; null when the photo was
-not graded or the model has no referable-DR score). Heat maps are named
-``STEM.CONDITION.gradcam.png``: the condition is the top answer they show.
+not graded or the model has no referable-DR score; ``ood_check_off``, only when the model's
+out-of-distribution statistics (``NAME.ood.npz``) are missing: why photos unlike the training set are not
+refused — also said once on stderr; ``untested``: true when the model was tested on too few photos to tell
+how well it works (:mod:`clarityx.screening.tested`), also said once on stderr; ``heatmap``: the path of the
+top answer's heat map, null when none was written; ``heatmaps``, only when more than one was written:
+condition → path). Heat maps are named ``STEM.CONDITION.gradcam.png``: the condition is the top answer they
+show; when referable diabetic retinopathy is flagged under another top answer, ``STEM.diabetic_retinopathy.gradcam.png``
+is written too. Plain output names the conditions as a person reads them.
 It never stops at a bad file. Exit codes: 0 done; 1 a named file or folder does not exist (it is
 reported, the others are screened) or a heat map cannot be written (a full disk: stops there);
 2 it cannot run at all (no model, no images).
@@ -65,7 +71,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from clarityx.screening.files import WriteFailed, atomic_path
     from clarityx.screening.heatmap import overlay
     from clarityx.screening.pipeline import Result, finish, prepare_file
+    from clarityx.scale import line
+    from clarityx.screening.classes import DIABETIC_RETINOPATHY
     from clarityx.screening.report import referable_flag
+    from clarityx.screening.tested import untested_note
 
     if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)
         from clarityx.scale import predict_on_ray
@@ -90,21 +99,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             return 2
     used_names: set[str] = set()
     threshold = classifier.card.dr_threshold
+    if classifier.ood_off:  # loud: on stderr and in every JSON row
+        print(f"clarityx: WARNING: {classifier.ood_off}", file=sys.stderr)
+    untested = untested_note(classifier.card.metrics)
+    if untested:  # a model tested on too few photos: on stderr, and "untested": true in every JSON row
+        print(f"clarityx: WARNING: {untested}", file=sys.stderr)
     missing = [p for p in paths if not p.exists()]
 
-    def emit(path: Path, result: Result) -> None:
-        if args.json:
-            record = result.as_json(str(path))
-            record["referable"] = referable_flag(dict(result.ranked), threshold) if result.status == "ok" else None
-            record["referable_threshold"] = threshold
-            print(json.dumps(record), flush=True)
-        elif result.status == "ok":
-            ranked = ", ".join(f"{c} {p:.0%}" for c, p in result.ranked)
-            flagged = referable_flag(dict(result.ranked), threshold)
-            flag = " — possible referable diabetic retinopathy" if flagged else ""
-            print(f"{path}: {result.top} ({ranked}){flag}", flush=True)
-        else:
-            print(f"{path}: {result.status}: {result.message}", flush=True)
+    def emit(path: Path, result: Result, heatmaps: dict[str, str] | None = None) -> None:
+        print(line(str(path), result, threshold, args.json, classifier.ood_off, untested, heatmaps), flush=True)
 
     for batch in _batches(paths, args.batch_size):
         # Each photo's slot in the batch: its refusal now, or its pixels for the model; printed in order.
@@ -120,15 +123,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 continue
             prediction = next(predictions)
             result = finish(classifier, rgb, pixels, prediction)
-            emit(path, result)
+            written: dict[str, str] = {}
             if heatmap_dir and result.status == "ok":
-                top = classifier.classes.index(result.top)
+                # The top answer's map; and when referable DR is flagged under another top answer (a
+                # "normal" eye flagged), the diabetic-retinopathy map too: the flag's evidence.
+                shown = [result.top]
+                if referable_flag(dict(result.ranked), threshold, result.referable_score) \
+                        and DIABETIC_RETINOPATHY in classifier.classes \
+                        and result.top != DIABETIC_RETINOPATHY:
+                    shown.append(DIABETIC_RETINOPATHY)
+                # One photo's maps share its (disambiguated) stem: STEM.TOP.gradcam.png, STEM.DR.gradcam.png.
+                top_name = heatmap_name(path, used_names, result.top)
+                stem = top_name[: -len(f".{result.top}.gradcam.png")]
                 try:
-                    with atomic_path(heatmap_dir / heatmap_name(path, used_names, result.top)) as tmp:
-                        Image.fromarray(overlay(pixels, prediction.cams[top], 0.4)).save(tmp, format="PNG")
+                    for condition in shown:
+                        name = f"{stem}.{condition}.gradcam.png"
+                        used_names.add(name)
+                        target = heatmap_dir / name
+                        with atomic_path(target) as tmp:
+                            cam = prediction.cams[classifier.classes.index(condition)]
+                            Image.fromarray(overlay(pixels, cam, 0.4)).save(tmp, format="PNG")
+                        written[condition] = str(target)
                 except WriteFailed as exc:  # e.g. a full disk: stop; what was written and printed stays
+                    emit(path, result, written)
                     print(f"clarityx: {exc}", file=sys.stderr)
                     return 1
+            emit(path, result, written)
     return end_of_run(missing, args.json)
 
 
@@ -136,7 +156,8 @@ def end_of_run(missing: list[Path], as_json: bool) -> int:
     """The end of a ``predict`` run on either engine: name the inputs that do not exist, say what the
     answers are (not in JSON mode), and the exit code (1 when an input was missing)."""
     if missing:
-        print(f"clarityx: {len(missing)} of the named files or folders do not exist: "
+        print(f"clarityx: {len(missing)} of the named files or folders "
+              f"{'does' if len(missing) == 1 else 'do'} not exist: "
               + ", ".join(map(str, missing)), file=sys.stderr)
     if not as_json:
         print(DISCLAIMER, file=sys.stderr)
@@ -174,7 +195,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if classifier is None:
         return 2
     try:
-        report = evaluate(classifier, args.data, args.files, args.layout, args.batch_size)
+        report = evaluate(classifier, args.data, args.files, args.layout, args.batch_size, idrid=args.idrid)
     except (FileNotFoundError, ValueError) as exc:
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
@@ -217,14 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object per image per line")
     s.add_argument("--heatmap-dir", help="write a Grad-CAM overlay PNG per image here")
     s.add_argument("--batch-size", type=int, default=4,
-                   help="photos per model run (4 keeps the bundled 448 px model under 400 MB)")
+                   help="photos per model run (4 keeps the bundled 384 px model under 400 MB)")
     s.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process; ray: a Ray cluster (pip install \".[scale]\"; see clarityx.scale)")
     s.add_argument("--address", help="--engine ray: an existing cluster (auto, ray://HOST:10001); "
                                      "default: a local Ray started for the run")
     s.add_argument("--num-actors", type=int, help="--engine ray: model actors (default: half the cluster's CPUs)")
     s.add_argument("--resume", metavar="RESULTS.jsonl",
-                   help="--engine ray: skip the photos that already have a row in this results file")
+                   help="--engine ray, with --json: skip the photos already answered (status ok or rejected) in "
+                        "this results file of an earlier --json run; error rows are screened again. A row's path "
+                        "names a photo absolutely, or relatively from here, else by its ending (see clarityx.scale)")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("audit", help="find duplicates, conflicting labels and augmented copies in a dataset")
@@ -246,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--json", action="store_true")
     s.add_argument("--confusion-html", help="write the confusion matrix as a self-contained plotly HTML file")
+    s.add_argument("--idrid", help="IDRiD's download (scripts/fetch_outside.sh): also report its test part")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("export", help="export the classifier to TFLite or ONNX")

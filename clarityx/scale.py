@@ -229,7 +229,8 @@ def line(path: str, result, threshold: float | None, as_json: bool, ood_off: str
     heatmaps = heatmaps or {}
     if as_json:
         record = result.as_json(path)
-        record["referable"] = referable_flag(dict(result.ranked), threshold) if result.status == "ok" else None
+        flagged = referable_flag(dict(result.ranked), threshold, result.referable_score)
+        record["referable"] = flagged if result.status == "ok" else None
         record["referable_threshold"] = threshold
         record["untested"] = untested is not None
         record["heatmap"] = heatmaps.get(result.top) if result.top else None
@@ -240,9 +241,12 @@ def line(path: str, result, threshold: float | None, as_json: bool, ood_off: str
         return json.dumps(record)
     if result.status == "ok":
         ranked = ", ".join(f"{label(c)} {p:.0%}" for c, p in result.ranked)
-        flag = " — possible referable diabetic retinopathy" if referable_flag(dict(result.ranked), threshold) else ""
+        flagged = referable_flag(dict(result.ranked), threshold, result.referable_score)
+        flag = " — possible referable diabetic retinopathy" if flagged else ""
         caveat = " — untested model" if untested else ""
-        return f"{path}: {label(result.top)} ({ranked}){flag}{caveat}"
+        grade = f"; estimated DR grade {result.grade}" if result.grades is not None else ""
+        haze = " — hazy view: a clouded lens (cataract) can cause this; see an eye doctor" if result.hazy else ""
+        return f"{path}: {label(result.top)} ({ranked}{grade}){flag}{haze}{caveat}"
     return f"{path}: {result.status}: {result.message}"
 
 
@@ -312,7 +316,7 @@ class ModelActor:
                     # DR is flagged under another top answer. A file name several photos of the run share always
                     # gets the folder's hash (one process hashes all but the first; workers cannot tell the first).
                     shown = [result.top]
-                    if referable_flag(dict(result.ranked), threshold) and \
+                    if referable_flag(dict(result.ranked), threshold, result.referable_score) and \
                             DIABETIC_RETINOPATHY in self.classifier.classes and result.top != DIABETIC_RETINOPATHY:
                         shown.append(DIABETIC_RETINOPATHY)
                     used = {self.heatmap_name(Path(path), set(), result.top)} if batch["shared_name"][i] else set()

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
+def photo_lists(split_csv: str, data: str, cache_dir: str = ".cache") -> dict[str, list[str]]:
     from clarityx.data.external import find_outside, read_outside
     from clarityx.data.split import read_split
 
@@ -31,19 +31,17 @@ def photo_lists(split_csv: str, data: str) -> dict[str, list[str]]:
         photos = [p for ps in read_outside(outside).values() for p in ps]
         lists["outside"] = [str(p.path) for p in photos]
         lists["originals"] = [str(p.original) for p in photos if p.original is not None]
-    lists.update(answer_check_lists(data))
+    lists.update(answer_check_lists(data, cache_dir))
     return lists
 
 
-def answer_check_lists(data: str) -> dict[str, list[str]]:
+def answer_check_lists(data: str, cache_dir: str = ".cache") -> dict[str, list[str]]:
     """The sets that check one answer each (view 0 only, but IDRiD's training part, which is fitted on):
     IDRiD (fetched; graded DR), CSDI (cataract haze), real front-of-eye photos as taken and as circular crops."""
-    from clarityx.data.external import (circular_crop, fetched_root, read_csdi, read_front_of_eye, read_idrid)
-    from clarityx.screening.files import atomic_path
-    from clarityx.screening.imageio import load_image
+    from clarityx.data.external import circle_files, FETCHED, read_csdi, read_front_of_eye, read_idrid
 
     lists = {}
-    idrid = read_idrid(fetched_root() / "idrid")
+    idrid = read_idrid(FETCHED / "idrid")
     if idrid:
         lists["idrid"] = [str(p.path) for p in idrid]
         lists["idrid_train"] = [str(p.path) for p in idrid if p.part == "train"]
@@ -53,16 +51,7 @@ def answer_check_lists(data: str) -> dict[str, list[str]]:
     if (external / "front_of_eye" / "labels.csv").is_file():
         photos = read_front_of_eye(external / "front_of_eye")
         lists["front_of_eye"] = [str(p.path) for p in photos]
-        circles = fetched_root() / "front_of_eye_circles"  # derived files, outside the repository
-        circles.mkdir(parents=True, exist_ok=True)
-        lists["front_of_eye_circles"] = []
-        for p in photos:
-            out = circles / (p.path.stem + ".png")
-            if not out.is_file():
-                import cv2
-                with atomic_path(out) as tmp:
-                    cv2.imwrite(str(tmp), cv2.cvtColor(circular_crop(load_image(p.path)), cv2.COLOR_RGB2BGR))
-            lists["front_of_eye_circles"].append(str(out))
+        lists["front_of_eye_circles"] = [str(p) for p in circle_files(photos, Path(cache_dir) / "front_of_eye_circles")]
     return lists
 
 
@@ -89,12 +78,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cache_arguments(p)
     p.add_argument("--views", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--measures", action="store_true",
+                   help="also cache the gate's measures of every photo as taken (haze, colour, sharpness)")
     args = p.parse_args()
 
     from clarityx.training.views import cache_features
 
     backbone = frozen_backbone(args)
-    lists = photo_lists(args.split, args.data)
+    lists = photo_lists(args.split, args.data, args.cache_dir)
     for view in args.views:
         for name in (["all", "outside", "originals", "idrid", "csdi", "front_of_eye", "front_of_eye_circles"]
                      if view == 0 else ["train", "idrid_train"]):
@@ -104,6 +95,14 @@ def main() -> int:
             cache_features(lists[name], backbone, args.size, args.contrast, view, args.cache_dir, args.seed,
                            progress=lambda m: print(f"{time.strftime('%H:%M:%S')} {name} {m}", flush=True))
             print(f"{name} view {view}: {len(lists[name])} photos in {time.time() - t:.0f} s", flush=True)
+    if args.measures:
+        from clarityx.training.views import cache_measures
+
+        for name in ("all", "outside", "idrid", "csdi", "front_of_eye", "front_of_eye_circles"):
+            if name in lists:
+                t = time.time()
+                cache_measures(lists[name], args.cache_dir)
+                print(f"{name} measures: {len(lists[name])} photos in {time.time() - t:.0f} s", flush=True)
     return 0
 
 

@@ -88,15 +88,8 @@ def read_outside(external: str | Path) -> dict[str, list[OutsidePhoto]]:
 
 
 # --- Sets that are fetched (scripts/fetch_outside.sh) or that check one answer each ----------------------------
-# Fetched sets live outside the repository, in FETCHED_ENV (default: ``fetched/`` beside the checkout).
-FETCHED_ENV = "CLARITYX_FETCHED"
-
-
-def fetched_root(default: str | Path | None = None) -> Path:
-    """Where fetched public sets (IDRiD, ACRIMA) live: ``$CLARITYX_FETCHED``, else ``../fetched``."""
-    import os
-
-    return Path(os.environ.get(FETCHED_ENV) or default or Path(__file__).resolve().parents[2].parent / "fetched")
+# Fetched sets live outside the repository; the recipe keeps them in ``fetched/`` beside the checkout.
+FETCHED = Path(__file__).resolve().parents[2].parent / "fetched"
 
 
 @dataclass(frozen=True)
@@ -199,3 +192,23 @@ def circular_crop(rgb, size: int = 512):
     yy, xx = np.mgrid[:size, :size]
     inside = (yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2 <= (size / 2) ** 2
     return np.where(inside[..., None], square, 0).astype(np.uint8)
+
+
+def circle_files(photos: list[LookAlike], folder: str | Path) -> list[Path]:
+    """Each look-alike cut to a circle on black (:func:`circular_crop`), written once as PNG into ``folder`` (a
+    cache outside the data, made again when missing)."""
+    import cv2
+
+    from clarityx.screening.files import atomic_path
+    from clarityx.screening.imageio import load_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in photos:
+        target = folder / f"{p.path.stem}.png"
+        if not target.is_file():
+            with atomic_path(target) as tmp:
+                cv2.imwrite(str(tmp), cv2.cvtColor(circular_crop(load_image(p.path)), cv2.COLOR_RGB2BGR))
+        out.append(target)
+    return out

@@ -26,7 +26,7 @@ from clarityx.screening.limits import NAMES as GATE_SETTINGS, OPTIONAL as GATE_O
 from clarityx.screening.preprocess import CONTRASTS
 
 CARD_SUFFIX = ".card.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _names(classes) -> str:
@@ -106,6 +106,7 @@ class ModelCard:
     comparison: list[dict] = field(default_factory=list)
     gate: dict = field(default_factory=dict)           # "settings": the gate's limits (limits.GateSettings)
     training: dict = field(default_factory=dict)
+    answers: dict = field(default_factory=dict)        # heads on the embedding and checks (ANSWERS, below)
 
     @property
     def gate_settings(self) -> GateSettings:
@@ -211,6 +212,16 @@ FIELDS: dict[str, tuple[Callable, str]] = {
     "comparison": (_list_of(_object), "a list of objects"),
     "gate": (_object, "an object ({...})"),
     "training": (_object, "an object ({...})"),
+    "answers": (_object, "an object ({...})"),
+}
+
+# The card's ``answers``: what the app computes beside the classes, from the embedding and the photo as taken
+# (clarityx.screening.answers). Each entry's arrays, with the length each must have (E: the embedding's width).
+ANSWERS = {
+    "dr_grade": ("weights (E x 5), bias (5), temperature: the DR-grade layer on the embedding; the referable "
+                 "score is P(grade >= 2)"),
+    "haze": "mean, sd, weights, bias, threshold over `inputs`: a clouded lens's haze, from the photo as taken",
+    "front_of_eye": "mean, sd, weights (E), bias, threshold: real front-of-eye photos told from fundus photos",
 }
 REQUIRED = ("schema_version",) + tuple(
     name for name, f in ModelCard.__dataclass_fields__.items() if f.default is f.default_factory is MISSING)
@@ -245,6 +256,7 @@ def validate(data, source: str = "the model card") -> None:
     if data.get("log_prior_correction") is not None and len(data["log_prior_correction"]) != len(data["classes"]):
         raise CardInvalid(f"{source}: 'log_prior_correction' has {len(data['log_prior_correction'])} numbers for "
                           f"{len(data['classes'])} classes. {FIX}")
+    _validate_answers(data.get("answers", {}), source)
     settings = data.get("gate", {}).get("settings", {})
     if not isinstance(settings, dict):
         raise CardInvalid(f"{source}: 'gate.settings' must be an object ({{...}}), not {_shown(settings)}. {FIX}")
@@ -254,6 +266,35 @@ def validate(data, source: str = "the model card") -> None:
                               f"{', '.join(sorted(GATE_SETTINGS))}). {FIX}")
         if not (_number(value) or (value is None and name in GATE_OPTIONAL)):
             raise CardInvalid(f"{source}: 'gate.settings.{name}' must be a number, not {_shown(value)}. {FIX}")
+
+
+def _validate_answers(answers: dict, source: str) -> None:
+    for name, entry in answers.items():
+        where = f"{source}: 'answers.{name}'"
+        if name not in ANSWERS:
+            raise CardInvalid(f"{where} is unknown (known: {', '.join(ANSWERS)}). {FIX}")
+        if not isinstance(entry, dict):
+            raise CardInvalid(f"{where} must be an object ({{...}}), not {_shown(entry)}. {FIX}")
+        need = ("weights", "bias", "temperature") if name == "dr_grade" else ("mean", "sd", "weights", "bias",
+                                                                              "threshold")
+        missing = [k for k in need if k not in entry]
+        if missing:
+            raise CardInvalid(f"{where} lacks {', '.join(map(repr, missing))}. {FIX}")
+        if name == "dr_grade":
+            w, b = entry["weights"], entry["bias"]
+            ok = (_list_of(_list_of(_number))(w) and w and all(len(r) == 5 for r in w)
+                  and _list_of(_number)(b) and len(b) == 5
+                  and _number(entry["temperature"]) and entry["temperature"] > 0)
+            if not ok:
+                raise CardInvalid(f"{where} must hold weights of 5 numbers per row, 5 biases and a positive "
+                                  f"temperature. {FIX}")
+        else:
+            n = len(entry["weights"]) if isinstance(entry["weights"], list) else -1
+            vectors = all(_list_of(_number)(entry[k]) and len(entry[k]) == n for k in ("mean", "sd", "weights"))
+            if n < 1 or not vectors or not (_number(entry["bias"]) and _number(entry["threshold"])) \
+                    or any(v <= 0 for v in entry["sd"]):
+                raise CardInvalid(f"{where} must hold mean, sd (positive) and weights of one length, a bias and a "
+                                  f"threshold. {FIX}")
 
 
 # ---- older layouts ----------------------------------------------------------------------------------
@@ -270,7 +311,7 @@ def migrate(data, source: str = "the model card", path: Path | None = None):
     was fitted) under ``gate["measured"]`` goes; Keras' version is kept once, in
     ``training["library_versions"]``; the test file lists leave the card for the split file beside the
     model, the card keeping where the data root lies relative to that file (``split["data_root"]``), for
-    ``clarityx evaluate DATA``."""
+    ``clarityx evaluate DATA``. Schema 2 → 3 adds the optional ``answers`` (nothing to move)."""
     if not isinstance(data, dict):
         return data  # validate says what is wrong
     version = data.get("schema_version", 1)
@@ -283,6 +324,9 @@ def migrate(data, source: str = "the model card", path: Path | None = None):
     if version == SCHEMA_VERSION:
         return dict(data)
     data = json.loads(json.dumps(data))  # a deep copy
+    if version >= 2:  # 2 → 3 adds the optional ``answers``
+        data["schema_version"] = SCHEMA_VERSION
+        return data
     calibration = data.get("calibration")
     if isinstance(calibration, dict):
         for copy, figure in (("temperature", "temperature"), ("log_prior_correction", "log_prior_correction"),

@@ -91,6 +91,8 @@ def test_lines(test: dict, classes: list[str]) -> list[str]:
 
 OUTSIDE_FIGURES = (("healthy_called_normal", "healthy eyes called normal"), ("dr_found", "eyes with DR: DR on top"),
                    ("referable_flagged", "referable eyes flagged"), ("healthy_not_flagged", "healthy eyes not flagged"),
+                   ("referable_flagged_fitted_without_this_set", "referable flagged, threshold fitted without the set"),
+                   ("healthy_not_flagged_fitted_without_this_set", "healthy not flagged, same threshold"),
                    ("accepted", "photos accepted by the gate"))
 
 
@@ -119,6 +121,51 @@ def outside_lines(outside: dict) -> list[str]:
                       f"{_pct(sp['same_top'])} of {sp['n']}; the largest probability change "
                       f"{sp['max_abs_difference']:.3f}."]
     return lines + [""]
+
+
+def answers_lines(card) -> list[str]:
+    """The answers beside the classes (the card's ``answers``) and the sets that check each of them."""
+    a, cal = card.answers or {}, card.calibration or {}
+    lines = []
+    if "dr_grade" in a:
+        lines.append(f"- DR grade: a softmax layer (grades 0-4) on the embedding, learnt with the classes from every "
+                     f"graded eye; temperature {a['dr_grade']['temperature']:.3f} (calibration split). The referable "
+                     "score is its P(grade ≥ 2).")
+    left_out = cal.get("dr_threshold_left_out")
+    if left_out:
+        lines.append("- Referable threshold fitted without each outside set (each set is reported at its own): "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in left_out.items()))
+    if cal.get("glaucoma_operating_point"):
+        lines.append(f"- Glaucoma: {cal['glaucoma_operating_point']}.")
+    if "haze" in a:
+        lines.append(f"- Haze (a clouded lens): logistic check on {', '.join(a['haze'].get('inputs', []))}, fitted on "
+                     f"{a['haze'].get('fitted_on', 'training photos')}; a hazy photo is answered 'see an eye doctor'.")
+    if "front_of_eye" in a:
+        f = a["front_of_eye"]
+        lines.append(f"- Front of the eye: a logistic probe on the embedding, fitted on {f.get('fitted_on', '')}.")
+        for form, rates in (f.get("refused_when_its_source_was_held_out") or {}).items():
+            lines.append(f"  - refused with its source held out of the fit ({form.replace('_', ' ')}): "
+                         + ", ".join(f"{src} {_pct(v)}" for src, v in sorted(rates.items())))
+    checks = card.metrics.get("answer_checks") or {}
+    c = checks.get("csdi")
+    if c:
+        sev, clear = c["severe_called_cataract_or_hazy"], c["clear_called_cataract_or_hazy"]
+        lines.append(f"- CSDI (cataract, another hospital, never fitted on): opacity ≥ 3 answered cataract, hazy or "
+                     f"'blurred: see an eye doctor' {_pct(sev['value'])}{_ci(sev['ci95'])} of {sev['n']}; clear "
+                     f"(≤ 1) {_pct(clear['value'])}{_ci(clear['ci95'])} of {clear['n']}; Spearman P(cataract) with "
+                     f"the opacity score {c['spearman_p_cataract_score']:.2f}.")
+    for form, m in (checks.get("front_of_eye") or {}).items():
+        r = m["refused"]
+        lines.append(f"- Real front-of-eye photos ({form.replace('_', ' ')}) refused {_pct(r['value'])}"
+                     f"{_ci(r['ci95'])} of {r['n']} (reasons: {m['reasons']}; the probe was fitted on these "
+                     "sources: the held-out rates are above).")
+    i = checks.get("idrid_test")
+    if i:
+        extra = (f"; sensitivity {_pct(i['sensitivity']['value'])}{_ci(i['sensitivity']['ci95'])}, specificity "
+                 f"{_pct(i['specificity']['value'])}{_ci(i['specificity']['ci95'])}" if "sensitivity" in i else "")
+        lines.append(f"- IDRiD test part ({i['photos']} photos; its camera is in the fit, so reported apart): "
+                     f"referable AUC {i['referable_auc']:.3f}{extra}.")
+    return lines + [""] if lines else []
 
 
 def render(card) -> str:
@@ -159,6 +206,9 @@ def render(card) -> str:
     outside = outside_lines(card.metrics.get("outside") or {})
     if outside:
         lines += ["## Outside check", "", *outside]
+    answers = answers_lines(card)
+    if answers:
+        lines += ["## Answers beside the classes, and the sets that check them", "", *answers]
     if card.comparison:
         lines += ["## Runs compared", "",
                   "| run | kind | validation macro-F1 | test macro-F1 | test accuracy | lowest recall | notes |",

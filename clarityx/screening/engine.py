@@ -70,6 +70,7 @@ class CardedModel:
 
     can_explain = False
     engine = "none"
+    ood_off: str | None = None  # why the out-of-distribution check cannot run (its statistics are missing)
 
     def __init__(self, path: str | Path | None) -> None:
         path = Path(path) if path else default_model_path()
@@ -81,6 +82,9 @@ class CardedModel:
             self.classes = list(self.card.classes)
             self.size = int(self.card.input_size)
             self.ood = MahalanobisModel.load(ood_path(path)) if ood_path(path).is_file() else None
+            # Said wherever the model answers (CLI stderr, each JSON row, the Model page): never silent.
+            from clarityx.screening.ood import ood_check_off
+            self.ood_off = ood_check_off(path, self.card.gate_settings.max_ood_distance) if self.ood is None else None
         except CardInvalid as exc:  # says which field is wrong and how
             raise ModelUnreadable(f"The card of {path.name} cannot be used: {exc} {REINSTALL}") from exc
         except (OSError, ValueError, TypeError, KeyError) as exc:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from clarityx.screening.answers import looks_like_front_of_eye
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 from clarityx.screening.preprocess import crop_to_fov, fov_box, resize_square
 
@@ -43,7 +44,10 @@ MESSAGES = {
                      "or a smartphone fundus adapter through the pupil; an eye doctor or optician can take one."),
     "too_dark": "The photo is too dark to grade. Retake it with the flash or illumination on.",
     "too_bright": "The photo is washed out (over-exposed). Retake it with less light or a shorter exposure.",
-    "blurred": "The photo is too blurred to grade. Hold the camera steady, focus on the retina and retake it.",
+    "blurred": ("The retina is not sharp in this photo, so it cannot be graded. If the camera moved or was not "
+                "focused, retake it once, held steady. If a steady, focused photo still looks hazy or blurred, the "
+                "eye's own lens may be clouded (a cataract is the most common cause): that is a reason to see an "
+                "eye doctor, not to keep retaking the photo."),
     "cropped": ("Too little of the retina is visible: the round field of view is cut off. Centre the "
                 "eye in the frame and retake it."),
     "unfamiliar": ("This photo is unlike the fundus photos the model was trained on, so its answer would "
@@ -82,6 +86,9 @@ def measure(rgb: np.ndarray, settings: GateSettings = DEFAULT_GATE) -> dict[str,
         "brightness": float(bright[mask].mean()) if mask.any() else 0.0,
         "sharpness": float(detail[inner].mean()) if inner.any() else 0.0,
         "roundness": float(roundness),
+        # Haze (a clouded lens): low contrast of the green channel, where vessels show, and a yellow cast.
+        "contrast": float(green[inner].std() / max(green[inner].mean(), 1.0)) if inner.any() else 0.0,
+        "blue_share": float(inside[:, 2].sum() / max(inside.sum(), 1.0)),
     }
 
 
@@ -114,12 +121,27 @@ def centre_circle(rgb: np.ndarray, votes: int = DEFAULT_GATE.centre_circle_votes
     return False
 
 
+# Refusals that are themselves a reason to see an eye doctor: a photo that stays blurred or hazy may show a
+# clouded lens (cataract), which the photo of the retina cannot get past.
+REFER = frozenset({"blurred"})
+
+
 def check_image(rgb: np.ndarray, settings: GateSettings | dict | None = None) -> Rejection | None:
     """Image test before the classifier. None when the photo may be graded.
 
     ``settings``: a model's (``ModelCard.gate_settings``), or changes to the defaults; None: the defaults."""
+    return inspect(rgb, settings)[0]
+
+
+def inspect(rgb: np.ndarray, settings: GateSettings | dict | None = None
+            ) -> tuple[Rejection | None, dict[str, float]]:
+    """:func:`check_image` and the measures it decided on (the haze check reads them again)."""
     s = settings if isinstance(settings, GateSettings) else DEFAULT_GATE.override(settings)
     m = measure(rgb, s)
+    return _decide(rgb, m, s), m
+
+
+def _decide(rgb: np.ndarray, m: dict[str, float], s: GateSettings) -> Rejection | None:
     if m["brightness"] < s.min_brightness:
         return _reject("too_dark")
     # The reasons in the order a person should hear them: first whether it is a fundus photo at all
@@ -145,8 +167,10 @@ def check_image(rgb: np.ndarray, settings: GateSettings | dict | None = None) ->
 
 
 def check_embedding(classifier, embedding: np.ndarray) -> Rejection | None:
-    """Out-of-distribution test on the classifier's embedding (when the model has its statistics and its card
-    a limit)."""
+    """Tests on the classifier's embedding: the model's front-of-eye probe (fitted on real photos of the front
+    of the eye), then the out-of-distribution test (when the model has its statistics and its card a limit)."""
+    if looks_like_front_of_eye(classifier.card.answers, embedding):
+        return _reject("front_of_eye")
     limit = classifier.card.gate_settings.max_ood_distance
     if limit is None or classifier.ood is None:
         return None

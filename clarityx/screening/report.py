@@ -227,17 +227,25 @@ def referable_flag(probabilities: dict[str, float], threshold: float | None,
     return None if score is None or threshold is None else bool(score >= threshold)
 
 
-def batch_csv(rows: list[tuple[str, str, list[tuple[str, float]], str | None]], classes: list[str],
-              model: str = "", threshold: float | None = None) -> str:
+def batch_csv(rows: list[tuple], classes: list[str], model: str = "", threshold: float | None = None) -> str:
     """A batch's results as CSV: one line per file (name, status, top class, the referable-DR flag
-    — yes/no, empty when not graded or the model has none —, every class's probability, the model,
-    message); refused files keep their line, with the reason."""
+    — yes/no, empty when not graded or the model has none — and score, the estimated DR grade, whether the view
+    is hazy, every class's probability, the model, message); refused files keep their line, with the reason.
+
+    ``rows``: (name, status, ranked, message[, referable score, DR grade, hazy]) per file."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["file", "status", "top", "referable_dr", *classes, "model", "message"])
-    for name, status, ranked, message in rows:
+    writer.writerow(["file", "status", "top", "referable_dr", "referable_score", "dr_grade", "hazy", *classes,
+                     "model", "message"])
+    for row in rows:
+        name, status, ranked, message = row[:4]
+        score, grade, hazy = (tuple(row[4:7]) + (None, None, None))[:3]
         probs = dict(ranked)
-        flag = referable_flag(probs, threshold)
+        flag = referable_flag(probs, threshold, score)
+        if score is None and ranked:
+            score = referable_score(probs)
         writer.writerow([name, status, ranked[0][0] if ranked else "", {True: "yes", False: "no"}.get(flag, ""),
+                         "" if score is None or not ranked else f"{score:.6f}", "" if grade is None else grade,
+                         {True: "yes", False: "no"}.get(hazy, "") if ranked else "",
                          *(f"{probs[c]:.6f}" if c in probs else "" for c in classes), model, message or ""])
     return buf.getvalue()

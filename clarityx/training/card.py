@@ -45,19 +45,30 @@ class Calibration:
                 "dr_threshold": self.dr_threshold, "calibration": self.how}
 
 
-def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_weight: dict):
+def evaluate_model(model, x: dict, parts: dict, classes: list[str], args, class_weight: dict,
+                   grade_raw: dict | None = None, outside: dict | None = None):
     """Predict the validation, calibration and test photos, then :func:`card_metrics`."""
     from clarityx.training import steps as T
 
     raw = {k: T.predict_probs(model, x[k], args.batch_size) for k in ("validation", "calibration", "test") if len(x[k])}
-    return card_metrics(raw, parts, classes, args, class_weight)
+    return card_metrics(raw, parts, classes, args, class_weight, grade_raw, outside)
 
 
-def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight: dict) -> tuple[dict, Calibration]:
+def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight: dict,
+                 grade_raw: dict | None = None, outside: dict | None = None) -> tuple[dict, Calibration]:
     """From the raw softmax of each split: the prior correction and temperature (strength chosen on
-    validation, temperature fitted on the calibration split), the referable-DR threshold on validation,
-    then every card figure on validation, calibration and, once, test. Returns (metrics, calibration)."""
+    validation, temperature fitted on the calibration split), the glaucoma operating point and the
+    referable-DR threshold, then every card figure on validation, calibration and, once, test.
+
+    ``grade_raw``: the DR-grade layer's raw softmax of each split (a multi-task head): its temperature is
+    fitted on the calibration split's graded eyes and the referable score is its P(grade >= 2); without it,
+    the score is P(diabetic retinopathy). ``outside``: ``{set: (raw, referable)}`` of each outside set's
+    healthy and referable photos (raw: grade softmax, or class softmax without a grade layer): the threshold
+    is fitted on validation plus them (the shipped one) and on validation plus all but one (reported on the
+    one left out, :func:`clarityx.training.answers.leave_one_set_out`). Returns (metrics, calibration)."""
+    from clarityx.screening.calibration import apply_temperature as calibrate
     from clarityx.screening.grades import REFERABLE_FROM, referable_scores
+    from clarityx.training import answers as A
     from clarityx.training.evaluate import screening_report
     from clarityx.training.metrics import (apply_temperature, choose_prior_correction, expected_calibration_error,
                                            fit_temperature, threshold_for_sensitivity)
@@ -72,20 +83,53 @@ def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight:
         strength, table = float(args.prior_correction), []
         temperature = fit_temperature(raw["calibration"], y_cal, list(strength * full))
     bias = [float(b) for b in strength * full]
+    how_glaucoma = None
+    if "glaucoma" in classes and "normal" in classes:
+        # More glaucoma found at a bounded cost: the largest shift of the glaucoma logit that calls at most
+        # GLAUCOMA_NORMAL_LIMIT of the validation normal eyes glaucoma (the retina_dataset camera left out).
+        cams = np.array([s.source != "retina_dataset" for s in parts["validation"]])
+        p_val = apply_temperature(raw["validation"], temperature, bias)
+        shift = A.glaucoma_bias(p_val[cams], y_val[cams], classes.index("glaucoma"), classes.index("normal"))
+        bias[classes.index("glaucoma")] += shift * temperature  # a shift of the calibrated logit
+        how_glaucoma = (f"glaucoma logit shifted by {shift:.2f} (after temperature): the largest shift that calls at "
+                        f"most {A.GLAUCOMA_NORMAL_LIMIT:.0%} of validation normal eyes glaucoma")
     probs = {k: apply_temperature(v, temperature, bias) for k, v in raw.items()}
-    dr_threshold = None
+    grade_temperature = None
+    if grade_raw is not None:
+        cal = [i for i, s in enumerate(parts["calibration"]) if s.grade is not None]
+        grade_temperature = fit_temperature(grade_raw["calibration"][cal],
+                                            np.array([parts["calibration"][i].grade for i in cal], int)) if cal else 1.0
+
+    def scores_of(split_raw: np.ndarray, grade_split_raw: np.ndarray | None) -> np.ndarray | None:
+        if grade_split_raw is not None:
+            return calibrate(grade_split_raw, grade_temperature)[:, REFERABLE_FROM:].sum(axis=1)
+        return referable_scores(calibrate(split_raw, temperature, bias), classes)
+
+    scores = {k: scores_of(raw[k], None if grade_raw is None else grade_raw[k]) for k in raw}
+    dr_threshold, left_out = None, {}
     graded = [i for i, s in enumerate(parts["validation"]) if s.grade is not None]
     referable = np.array([parts["validation"][i].grade >= REFERABLE_FROM for i in graded], bool)
-    scores = referable_scores(probs["validation"][graded], classes)  # P(DR), or P(grade >= 2)
-    if scores is not None and referable.any():
-        dr_threshold = threshold_for_sensitivity(scores, referable, args.dr_sensitivity)
+    if scores["validation"] is not None and referable.any():
+        val_scores = scores["validation"][graded]
+        if outside:
+            sets = {name: (scores_of(r, r if grade_raw is not None else None), np.asarray(pos, bool))
+                    for name, (r, pos) in outside.items()}
+            loso = A.leave_one_set_out(val_scores, referable, sets, args.dr_sensitivity)
+            dr_threshold = loso["shipped"]
+            left_out = {name: v["threshold"] for name, v in loso["left_out"].items()}
+            chosen_on = (f"validation split and the outside sets ({', '.join(sets)}), sensitivity >= "
+                         f"{args.dr_sensitivity}; each outside set is reported at the threshold fitted without it")
+        else:
+            dr_threshold = threshold_for_sensitivity(val_scores, referable, args.dr_sensitivity)
+            chosen_on = f"validation split, sensitivity >= {args.dr_sensitivity}"
 
     def report(name: str, rounds: int) -> dict:
         ss = parts[name]
         return screening_report(
             probs[name], [s.label for s in ss], classes, sources=[s.source or "unknown" for s in ss],
             grades=[s.grade for s in ss], groups=[s.group or str(s.path) for s in ss],
-            conditions=[s.conditions for s in ss], dr_threshold=dr_threshold, rounds=rounds)
+            conditions=[s.conditions for s in ss], dr_threshold=dr_threshold, rounds=rounds,
+            referable=scores[name])
 
     metrics = {"validation": report("validation", 200), "calibration": report("calibration", 200)}
     if "test" in probs:
@@ -97,7 +141,13 @@ def card_metrics(raw: dict, parts: dict, classes: list[str], args, class_weight:
            "prior_correction_choice": table or f"--prior-correction {args.prior_correction}",
            "fitted_on": "calibration split (never used for early stopping); the prior-correction "
                         "strength by validation macro-F1",
-           "dr_threshold_chosen_on": f"validation split, sensitivity >= {args.dr_sensitivity}"}
+           "dr_threshold_chosen_on": chosen_on if dr_threshold is not None else None}
+    if how_glaucoma:
+        how["glaucoma_operating_point"] = how_glaucoma
+    if left_out:
+        how["dr_threshold_left_out"] = left_out
+    if grade_temperature is not None:
+        how["dr_grade_temperature"] = grade_temperature
     return metrics, Calibration(temperature, bias, dr_threshold, how)
 
 
@@ -172,7 +222,8 @@ def command_line(argv: list[str]) -> str:
 
 def build_card(args: argparse.Namespace, argv: list[str], *, classes: list[str], samples, report, split,
                parts: dict, repeats: int, data_root: Path, metrics: dict, calibration: Calibration, gate: dict,
-               probe: dict | None, head_run: dict | None, architecture: str, timings: dict) -> ModelCard:
+               probe: dict | None, head_run: dict | None, architecture: str, timings: dict,
+               answers: dict | None = None) -> ModelCard:
     """The card of a finished run: what the model is, what it was trained on and how, and every figure.
 
     ``samples``, ``report``, ``split`` and ``parts``: ``train.prepare_data``'s; ``repeats``: photos reached
@@ -228,6 +279,7 @@ def build_card(args: argparse.Namespace, argv: list[str], *, classes: list[str],
                "data_root": os.path.relpath(data_root.resolve(), split_path(output).parent.resolve())},
         metrics={**metrics, "camera_probe_test_normal_eyes": probe},
         gate=gate,
+        answers=answers or {},
         training={
             "command": command_line(argv),
             "phase1_seconds": round(timings["phase1_seconds"]), "phase2_seconds": round(timings["phase2_seconds"]),

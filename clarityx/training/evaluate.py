@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from clarityx.data.split import model_parts, read_split
 from clarityx.screening.card import split_path
 from clarityx.screening.classes import NORMAL
 from clarityx.screening.engine import CardedModel
-from clarityx.screening.gate import check_embedding, check_image
+from clarityx.screening.gate import check_embedding
 from clarityx.screening.grades import REFERABLE_FROM, grade_of, is_grade_model, referable_columns, referable_scores
 from clarityx.screening.pipeline import decode
 from clarityx.training.metrics import (bootstrap_interval, classification_report, expected_calibration_error,
@@ -47,7 +47,8 @@ def card_test_samples(classifier: CardedModel, data: str | Path) -> list[Sample]
 
 
 def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test",
-             layout: str | None = None, batch_size: int = 32, rounds: int = 1000) -> dict:
+             layout: str | None = None, batch_size: int = 32, rounds: int = 1000,
+             idrid: str | Path | None = None) -> dict:
     if files == "card-test":
         samples = card_test_samples(classifier, data)
     else:
@@ -57,58 +58,86 @@ def evaluate(classifier: CardedModel, data: str | Path, files: str = "card-test"
     samples = [s for s in samples if s.label in classifier.classes or s.label in REPORTED_APART]
     if not any(s.label in classifier.classes for s in samples):
         raise ValueError("no labelled images of the model's classes found")
-    probs, embeddings, _, gate_reasons, readable = run_photos(classifier, [s.path for s in samples], batch_size)
+    run = run_photos(classifier, [s.path for s in samples], batch_size)
+    readable = run.readable
     kept = [s for s, ok in zip(samples, readable) if ok]
     report = screening_report(
-        probs[readable], [s.label for s in kept], classifier.classes,
+        run.probs[readable], [s.label for s in kept], classifier.classes,
         sources=[s.source or "unknown" for s in kept], grades=[s.grade for s in kept],
         groups=[s.group or str(s.path) for s in kept], conditions=[s.conditions for s in kept],
-        dr_threshold=classifier.card.dr_threshold, rounds=rounds)
-    report["camera_probe_test_normal_eyes"] = camera_probe(embeddings[readable], kept)
-    report["gate"] = {"refused": int(sum(gate_reasons.values())), "of": len(kept),
-                      "reasons": dict(gate_reasons)}
+        dr_threshold=classifier.card.dr_threshold, rounds=rounds, referable=run.scores[readable])
+    report["camera_probe_test_normal_eyes"] = camera_probe(run.embeddings[readable], kept)
+    report["gate"] = {"refused": int(sum(run.reasons.values())), "of": len(kept),
+                      "reasons": dict(run.reasons)}
     report["unreadable"] = [str(s.path) for s, ok in zip(samples, readable) if not ok]
     report["model"] = str(classifier.path)
     report["outside"] = evaluate_outside(classifier, data, batch_size, rounds)
+    report["answer_checks"] = evaluate_answer_checks(classifier, data, batch_size, rounds, idrid)
     return report
 
 
-def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32):
-    """Every photo through the app's path (decode → gate → prepare → model → out-of-distribution check). The
-    model answers every readable photo, refused or not (figures are over every readable photo).
+@dataclass
+class Photos:
+    """Every photo's answers through the app's path (:func:`run_photos`); NaN rows for unreadable photos."""
+    probs: np.ndarray        # (N, C) calibrated probabilities
+    embeddings: np.ndarray   # (N, D)
+    scores: np.ndarray       # (N,) referable-DR score (the grade layer's P(grade >= 2), or P(DR)); NaN: none
+    accepted: np.ndarray     # (N,) bool: neither the image test nor the embedding's tests refused it
+    refused: list[str]       # (N,) the refusal reason ("" when accepted or unreadable)
+    hazy: np.ndarray         # (N,) bool: an accepted photo answered "hazy view: see an eye doctor"
+    readable: np.ndarray     # (N,) bool
 
-    Returns (probabilities (N, C) and embeddings (N, D), NaN rows for unreadable photos; accepted (N,) bool;
-    the gate's refusal reasons {reason: count}; readable (N,) bool)."""
-    probs = np.full((len(paths), len(classifier.classes)), np.nan)
+    @property
+    def reasons(self) -> dict[str, int]:
+        return dict(Counter(r for r in self.refused if r))
+
+
+def run_photos(classifier: CardedModel, paths: list, batch_size: int = 32) -> Photos:
+    """Every photo through the app's path (decode → gate → prepare → model → tests on the embedding → answers).
+    The model answers every readable photo, refused or not (figures are over every readable photo)."""
+    from clarityx.screening.answers import grade_probabilities, is_hazy, referable_from_grades
+    from clarityx.screening.gate import inspect
+    from clarityx.screening.grades import referable_score
+
+    n = len(paths)
+    probs = np.full((n, len(classifier.classes)), np.nan)
     embeddings = None
-    accepted, readable = np.zeros(len(paths), bool), np.zeros(len(paths), bool)
-    reasons: Counter = Counter()
-    gate = classifier.card.gate_settings
-    for start in range(0, len(paths), batch_size):
-        rows, pixels, gated = [], [], []
-        for i in range(start, min(start + batch_size, len(paths))):
+    scores = np.full(n, np.nan)
+    accepted, readable, hazy = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    refused = [""] * n
+    gate, card_answers = classifier.card.gate_settings, classifier.card.answers
+    for start in range(0, n, batch_size):
+        rows, pixels, gated, measured = [], [], [], []
+        for i in range(start, min(start + batch_size, n)):
             rgb, failed = decode(paths[i], gate)
             if failed:
                 continue
-            rejection = check_image(rgb, gate)
+            rejection, measures = inspect(rgb, gate)
             if rejection:
-                reasons[rejection.reason] += 1
+                refused[i] = rejection.reason
             rows.append(i)
             gated.append(rejection is not None)
+            measured.append(measures)
             pixels.append(classifier.prepare(rgb))
         if not pixels:
             continue
-        for i, was_gated, p in zip(rows, gated, classifier.predict(np.stack(pixels))):
+        for i, was_gated, measures, p in zip(rows, gated, measured, classifier.predict(np.stack(pixels))):
             if embeddings is None:
-                embeddings = np.full((len(paths), p.embedding.size), np.nan, np.float32)
+                embeddings = np.full((n, p.embedding.size), np.nan, np.float32)
             probs[i], embeddings[i], readable[i] = p.probabilities, p.embedding, True
+            answer = dict(zip(classifier.classes, p.probabilities))
+            grades = grade_probabilities(card_answers, p.embedding)
+            score = referable_from_grades(grades) if grades is not None else referable_score(answer)
+            scores[i] = np.nan if score is None else score
             rejection = None if was_gated else check_embedding(classifier, p.embedding)
             if rejection:
-                reasons[rejection.reason] += 1
+                refused[i] = rejection.reason
             accepted[i] = not was_gated and rejection is None
+            hazy[i] = accepted[i] and "haze" in card_answers and "cataract" in answer \
+                and is_hazy(card_answers, measures, answer["cataract"])
     if embeddings is None:
-        embeddings = np.zeros((len(paths), 0), np.float32)
-    return probs, embeddings, accepted, dict(reasons), readable
+        embeddings = np.zeros((n, 0), np.float32)
+    return Photos(probs, embeddings, scores, accepted, refused, hazy, readable)
 
 
 def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int = 32, rounds: int = 1000) -> dict:
@@ -125,12 +154,15 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
     if external is None:
         return {}
     report: dict = {}
+    left_out = classifier.card.calibration.get("dr_threshold_left_out") or {}
     for name, photos in read_outside(external).items():
-        probs, _, accepted, reasons, ok = run_photos(classifier, [p.path for p in photos], batch_size)
+        run = run_photos(classifier, [p.path for p in photos], batch_size)
+        probs, accepted, ok = run.probs, run.accepted, run.readable
         kept = [p for p, k in zip(photos, ok) if k]
         entry = outside_figures(probs[ok], kept, classifier.classes, classifier.card.dr_threshold,
-                                accepted=accepted[ok], rounds=rounds)
-        entry["gate_reasons"] = reasons
+                                accepted=accepted[ok], rounds=rounds, scores=run.scores[ok],
+                                thresholds={"fitted_without_this_set": left_out[name]} if name in left_out else None)
+        entry["gate_reasons"] = run.reasons
         entry["unreadable"] = int((~ok).sum())
         if entry["unreadable"]:  # an unreadable photo is a photo not accepted
             from clarityx.training.metrics import bootstrap_interval
@@ -141,7 +173,7 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
                                                             rounds=rounds)}
         pairs = [(i, p) for i, p in enumerate(photos) if p.original is not None and ok[i]]
         if pairs:
-            big = run_photos(classifier, [p.original for _, p in pairs], batch_size)[0]
+            big = run_photos(classifier, [p.original for _, p in pairs], batch_size).probs
             small = probs[[i for i, _ in pairs]]
             both = ~np.isnan(big).any(axis=1)
             small, big = small[both], big[both]
@@ -154,22 +186,105 @@ def evaluate_outside(classifier: CardedModel, data: str | Path, batch_size: int 
     return report
 
 
-def outside_check(model_path: Path, data: Path) -> dict:
-    """Export a just-trained model's ONNX graph (the app's engine) beside it, then run the outside sets
-    through the app's own path (gate included) on that graph: every candidate is judged on them. ``{}`` when
-    ``data`` (or the folder above it) has none."""
+def _share(hit: np.ndarray, groups=None, rounds: int = 1000) -> dict:
+    hit = np.asarray(hit, bool)
+    return {"value": float(hit.mean()) if hit.size else float("nan"), "n": int(hit.size),
+            "ci95": list(bootstrap_interval(lambda i: float(hit[i].mean()), hit.size, groups, rounds=rounds))
+            if hit.size else [float("nan")] * 2}
+
+
+def evaluate_answer_checks(classifier: CardedModel, data: str | Path, batch_size: int = 32,
+                           rounds: int = 1000, idrid: str | Path | None = None) -> dict:
+    """The sets that check one answer each, through the app's path, where ``data/external`` (``idrid``: IDRiD's
+    download, fetched by ``scripts/fetch_outside.sh``) holds them:
+
+    - ``csdi`` (cataract haze): photos scored >= 3 answered cataract, hazy or refused as blurred (a reason to
+      see an eye doctor); clear photos (score <= 1) answered so; Spearman of P(cataract) with the score;
+    - ``front_of_eye``: real photos of the front of the eye refused, as taken and cut to a circle on black, and
+      the refusal reasons (never "blurred" or "cropped");
+    - ``idrid_test``: IDRiD's test part (its camera is in the fit): referable AUC, and sensitivity and
+      specificity at the card's threshold."""
+    from clarityx.data.external import circular_crop, read_csdi, read_front_of_eye, read_idrid
+    from clarityx.screening.gate import REFER
+    from clarityx.screening.imageio import load_image
+    from clarityx.training.answers import spearman
+    from clarityx.training.heads import _auc
+
+    external = Path(data) / "external"
+    out: dict = {}
+    names = classifier.classes
+    if (external / "csdi" / "labels.csv").is_file() and "cataract" in names:
+        photos = read_csdi(external / "csdi")
+        run = run_photos(classifier, [p.path for p in photos], batch_size)
+        score = np.array([p.score for p in photos])
+        cat = names.index("cataract")
+        called = run.hazy | (run.accepted & (np.nan_to_num(run.probs).argmax(1) == cat)) \
+            | np.array([r in REFER for r in run.refused])
+        out["csdi"] = {"severe_called_cataract_or_hazy": _share(called[score >= 3], rounds=rounds),
+                       "clear_called_cataract_or_hazy": _share(called[score <= 1], rounds=rounds),
+                       "spearman_p_cataract_score": spearman(run.probs[run.readable, cat], score[run.readable]),
+                       "hazy": int(run.hazy.sum()), "refusals": run.reasons, "photos": len(photos)}
+    if (external / "front_of_eye" / "labels.csv").is_file():
+        photos = read_front_of_eye(external / "front_of_eye")
+        entry = {}
+        for form, source in (("as_taken", [p.path for p in photos]),
+                             ("circular_crop", [circular_crop(load_image(p.path)) for p in photos])):
+            run = _run_arrays(classifier, source, batch_size) if form == "circular_crop" \
+                else run_photos(classifier, source, batch_size)
+            refused = np.array([r != "" for r in run.refused]) | ~run.readable
+            entry[form] = {"refused": _share(refused, [p.source for p in photos], rounds),
+                           "reasons": run.reasons,
+                           "by_source": {s: float(refused[[p.source == s for p in photos]].mean())
+                                         for s in sorted({p.source for p in photos})}}
+        out["front_of_eye"] = entry
+    idrid = [p for p in read_idrid(idrid) if p.part == "test"] if idrid else []
+    if idrid:
+        run = run_photos(classifier, [p.path for p in idrid], batch_size)
+        ok = run.readable
+        positive = np.array([p.referable for p in idrid])[ok]
+        s = run.scores[ok]
+        t = classifier.card.dr_threshold
+        entry = {"photos": len(idrid), "referable": int(positive.sum()), "referable_auc": _auc(s, positive),
+                 "accepted": _share(run.accepted, rounds=rounds), "refusals": run.reasons}
+        if t is not None:
+            entry["sensitivity"] = _share(s[positive] >= t, rounds=rounds)
+            entry["specificity"] = _share(s[~positive] < t, rounds=rounds)
+        out["idrid_test"] = entry
+    return out
+
+
+def _run_arrays(classifier: CardedModel, images: list[np.ndarray], batch_size: int) -> Photos:
+    """:func:`run_photos` on decoded images (PNG-encoded in memory, so they take the app's decoding path)."""
+    import io
+
+    from PIL import Image
+
+    files = []
+    for rgb in images:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
+        files.append(buf.getvalue())
+    return run_photos(classifier, files, batch_size)
+
+
+def outside_check(model_path: Path, data: Path, idrid: str | Path | None = None) -> tuple[dict, dict]:
+    """Export a just-trained model's ONNX graph (the app's engine) beside it, then run the outside sets and the
+    sets that check one answer each (:func:`evaluate_answer_checks`) through the app's own path (gate included)
+    on that graph: every candidate is judged on them. ``({}, {})`` when ``data`` (or the folder above it) has
+    none."""
     from clarityx.model.export import export
     from clarityx.screening.engine import OnnxClassifier
 
     export(model_path, "onnx")
     classifier = OnnxClassifier(model_path)
-    outside = {}
     for root in (data, data.parent):
         outside = evaluate_outside(classifier, root)
         if outside:
             print(format_outside(outside), flush=True)
-            break
-    return outside
+            checks = evaluate_answer_checks(classifier, root, idrid=idrid)
+            print(format_answer_checks(checks), flush=True)
+            return outside, checks
+    return {}, {}
 
 
 def format_outside(outside: dict) -> str:
@@ -178,11 +293,18 @@ def format_outside(outside: dict) -> str:
         parts = []
         for key, label in (("healthy_called_normal", "healthy called normal"), ("dr_found", "DR found"),
                            ("referable_flagged", "referable flagged"), ("healthy_not_flagged", "healthy not flagged"),
+                           ("referable_flagged_fitted_without_this_set",
+                            "referable flagged at the threshold fitted without this set"),
+                           ("healthy_not_flagged_fitted_without_this_set", "healthy not flagged at that threshold"),
                            ("referable_auc", "referable ROC AUC"), ("accepted", "accepted by the gate")):
             if key in r:
                 m = r[key]
                 parts.append(f"{label} {m['value']:.3f} {_fmt(m['ci95'])} (n={m['n']})")
         lines.append(f"outside set {name} ({r['photos']} photos): " + "; ".join(parts))
+        if "healthy_median_score" in r:
+            lines.append(f"  healthy eyes' median referable score {r['healthy_median_score']:.3f}"
+                         + (f"; threshold fitted without this set {r['threshold_fitted_without_this_set']:.3f}"
+                            if "threshold_fitted_without_this_set" in r else ""))
         if "size_pairs" in r:
             sp = r["size_pairs"]
             lines.append(f"  same photo at two sizes: same top answer {sp['same_top']:.1%} of {sp['n']}, "
@@ -241,6 +363,33 @@ def format_report(r: dict) -> str:
     lines.append(f"gate refused {g['refused']} of {g['of']} ({g['reasons']}); unreadable {len(r['unreadable'])}")
     if r.get("outside"):
         lines.append(format_outside(r["outside"]))
+    if r.get("answer_checks"):
+        lines.append(format_answer_checks(r["answer_checks"]))
+    return "\n".join(lines)
+
+
+def format_answer_checks(checks: dict) -> str:
+    def share(m):
+        return f"{m['value']:.3f} {_fmt(m['ci95'])} of {m['n']}"
+
+    lines = []
+    c = checks.get("csdi")
+    if c:
+        lines.append(f"CSDI cataract: opacity >= 3 answered cataract, hazy or blurred-see-a-doctor "
+                     f"{share(c['severe_called_cataract_or_hazy'])}; clear (<= 1) answered so "
+                     f"{share(c['clear_called_cataract_or_hazy'])}; Spearman P(cataract)~score "
+                     f"{c['spearman_p_cataract_score']:.3f}; refusals {c['refusals']}")
+    f = checks.get("front_of_eye")
+    if f:
+        for form, m in f.items():
+            lines.append(f"front of the eye, {form.replace('_', ' ')}: refused {share(m['refused'])}; "
+                         f"reasons {m['reasons']}")
+    i = checks.get("idrid_test")
+    if i:
+        extra = (f"; sensitivity {share(i['sensitivity'])}, specificity {share(i['specificity'])}"
+                 if "sensitivity" in i else "")
+        lines.append(f"IDRiD test ({i['photos']} photos, {i['referable']} referable; its camera is in the fit): "
+                     f"referable AUC {i['referable_auc']:.3f}{extra}; accepted {share(i['accepted'])}")
     return "\n".join(lines)
 
 
@@ -251,7 +400,7 @@ def _ci(statistic, n: int, groups, rounds: int) -> list[float]:
 def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *,
                      sources: list[str], grades: list[int | None], groups: list[str],
                      conditions: list[tuple[str, ...]], dr_threshold: float | None,
-                     rounds: int = 1000) -> dict:
+                     rounds: int = 1000, referable: np.ndarray | None = None) -> dict:
     """Every headline figure of a model card, with patient-level bootstrap 95% intervals.
 
     Parameters
@@ -263,6 +412,8 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
     dr_threshold : referable-DR score (:func:`clarityx.screening.grades.referable_scores`: P(DR), or
         P(grade >= 2) for a grade model) at or above which an eye is flagged for referable DR (chosen on
         validation photos); None skips the referable-DR section.
+    referable : (N,) the referable score of every eye, where it is not a function of ``probs`` (a model's DR-grade
+        layer on the embedding, :mod:`clarityx.screening.answers`).
 
     Returns
     -------
@@ -328,12 +479,13 @@ def screening_report(probs: np.ndarray, labels: list[str], classes: list[str], *
         by_source[name] = entry
     report["by_source"] = by_source
 
-    if dr_threshold is not None and referable_columns(classes):
+    if dr_threshold is not None and (referable_columns(classes) or referable is not None):
         # The same eyes the threshold was chosen on (validation eyes of the model's classes with a known
         # grade): eyes with other findings only, or with two conditions, are reported apart.
         gi = np.array([i for i, g in enumerate(grades) if g is not None and known[i]], int)
         g = np.array([grades[i] for i in gi])
-        flagged = referable_scores(probs[gi], classes) >= dr_threshold
+        score = referable_scores(probs[gi], classes) if referable is None else np.asarray(referable)[gi]
+        flagged = score >= dr_threshold
         positive = g >= REFERABLE_FROM
         sens, spec = sensitivity_specificity(flagged, positive)
         report["referable_dr"] = {

@@ -61,26 +61,50 @@ def seed_inputs(pooled: dict[str, np.ndarray], stats: dict) -> np.ndarray:
 
 
 
-def _fit_member(x, y, x_val, y_val, num_classes, class_weight, seed, width, epochs, lr, weight_decay, patience):
+def _fit_member(x, y, x_val, y_val, num_classes, class_weight, seed, width, epochs, lr, weight_decay, patience,
+                grades=None, grades_val=None, grade_weight=1.0, row_weights=None):
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((x.shape[1],), name="pooled")
     emb = layers.Dense(width, activation="relu", name="embedding")(inputs)
-    out = layers.Dense(num_classes, activation="softmax", name="probabilities")(layers.Dropout(0.4)(emb))
-    model = keras.Model(inputs, out)
+    dropped = layers.Dropout(0.4)(emb)
+    out = layers.Dense(num_classes, activation="softmax", name="probabilities")(dropped)
+    # A row without a label of one output (-1) is kept for the other; its weight there is 0.
+    cw = np.array([class_weight.get(c, 1.0) for c in range(num_classes)], np.float32)
+    w = np.where(y >= 0, cw[np.maximum(y, 0)], 0.0).astype(np.float32)
+    rw = np.ones(len(y), np.float32) if row_weights is None else np.asarray(row_weights, np.float32)
+    w = w * rw
+    w_val = (y_val >= 0).astype(np.float32)
+    if grades is None:
+        model = keras.Model(inputs, out)
+        targets, weights = np.maximum(y, 0), w
+        val = (x_val, np.maximum(y_val, 0), w_val)
+    else:
+        grade = layers.Dense(GRADES, activation="softmax", name="dr_grade")(dropped)
+        model = keras.Model(inputs, {"probabilities": out, "dr_grade": grade})
+        targets = {"probabilities": np.maximum(y, 0), "dr_grade": np.maximum(grades, 0)}
+        weights = {"probabilities": w, "dr_grade": (grades >= 0).astype(np.float32) * grade_weight * rw}
+        val = (x_val, {"probabilities": np.maximum(y_val, 0), "dr_grade": np.maximum(grades_val, 0)},
+               {"probabilities": w_val, "dr_grade": (grades_val >= 0).astype(np.float32) * grade_weight})
     model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
                   loss="sparse_categorical_crossentropy")
-    model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, batch_size=128, class_weight=class_weight,
-              verbose=0, shuffle=True,
+    model.fit(x, targets, sample_weight=weights, validation_data=val, epochs=epochs, batch_size=128, verbose=0,
+              shuffle=True,
               callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
     return model
 
 
+# Outputs of the DR-grade layer: the international scale's grades 0 (none) to 4 (proliferative).
+GRADES = 5
+
+
 def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
                   class_weight: dict[int, float], seed: int = 0, epochs: int = 60, lr: float = 1e-3,
-                  weight_decay: float = 1e-4, patience: int = 6, members: int = 4):
+                  weight_decay: float = 1e-4, patience: int = 6, members: int = 4,
+                  grades: np.ndarray | None = None, grades_val: np.ndarray | None = None, grade_weight: float = 1.0,
+                  row_weights: np.ndarray | None = None):
     """The head's Dense layers on :func:`seed_inputs`, as an ensemble that fits the seed architecture.
 
     ``members`` networks of Dense (512 / members) ReLU → Dropout 0.4 → Dense softmax are fitted from
@@ -97,17 +121,34 @@ def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
 
     width = EMBEDDING_WIDTH // members
     fitted = [_fit_member(x, y, x_val, y_val, num_classes, class_weight, seed * 1000 + m, width, epochs, lr,
-                          weight_decay, patience) for m in range(members)]
+                          weight_decay, patience, grades, grades_val, grade_weight, row_weights)
+              for m in range(members)]
     w1 = np.concatenate([f.get_layer("embedding").get_weights()[0] for f in fitted], axis=1)
     b1 = np.concatenate([f.get_layer("embedding").get_weights()[1] for f in fitted])
     w2 = np.concatenate([f.get_layer("probabilities").get_weights()[0] for f in fitted], axis=0) / members
     b2 = np.mean([f.get_layer("probabilities").get_weights()[1] for f in fitted], axis=0)
     inputs = keras.Input((x.shape[1],), name="pooled")
     emb = layers.Dense(w1.shape[1], activation="relu", name="embedding")(inputs)
-    model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="probabilities")(emb))
+    probs = layers.Dense(num_classes, activation="softmax", name="probabilities")(emb)
+    model = keras.Model(inputs, probs)
+    if grades is not None:
+        model = keras.Model(inputs, {"probabilities": probs,
+                                     "dr_grade": layers.Dense(GRADES, activation="softmax", name="dr_grade")(emb)})
+        model.get_layer("dr_grade").set_weights([
+            np.concatenate([f.get_layer("dr_grade").get_weights()[0] for f in fitted], axis=0) / members,
+            np.mean([f.get_layer("dr_grade").get_weights()[1] for f in fitted], axis=0)])
     model.get_layer("embedding").set_weights([w1, b1])
     model.get_layer("probabilities").set_weights([w2, b2])
     return model
+
+
+def grade_layer(fitted) -> tuple[np.ndarray, np.ndarray] | None:
+    """(weights (512, 5), bias (5,)) of a multi-task head's DR-grade layer on the embedding, or None."""
+    try:
+        w, b = fitted.get_layer("dr_grade").get_weights()
+    except ValueError:
+        return None
+    return np.asarray(w, np.float32), np.asarray(b, np.float32)
 
 
 def fit_wide_term(x: np.ndarray, referable: np.ndarray, C: float = 1e-3) -> tuple[np.ndarray, float]:
@@ -196,15 +237,18 @@ def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def outside_figures(probs: np.ndarray, photos, classes: list[str], threshold: float | None,
-                    accepted: np.ndarray | None = None, rounds: int = 1000) -> dict:
+                    accepted: np.ndarray | None = None, rounds: int = 1000, scores: np.ndarray | None = None,
+                    thresholds: dict[str, float] | None = None) -> dict:
     """Figures of one outside set (photos: :class:`clarityx.data.external.OutsidePhoto`), each with a
-    patient-bootstrap 95% interval. ``accepted`` (bool per photo) adds the gate's acceptance."""
+    patient-bootstrap 95% interval. ``accepted`` (bool per photo) adds the gate's acceptance; ``scores`` are the
+    referable scores (default: those of ``probs``); ``thresholds`` adds the flag's figures at other thresholds
+    (``{"fitted_without_this_set": t}``: the threshold fitted on validation and the other outside sets)."""
     from clarityx.screening.grades import referable_scores
     from clarityx.training.metrics import bootstrap_interval
 
     probs = np.asarray(probs)
     top = probs.argmax(axis=1)
-    score = referable_scores(probs, classes)
+    score = referable_scores(probs, classes) if scores is None else np.asarray(scores)
     healthy = np.array([p.healthy for p in photos])
     referable = np.array([p.referable for p in photos])
     dr = ~healthy
@@ -227,6 +271,11 @@ def outside_figures(probs: np.ndarray, photos, classes: list[str], threshold: fl
     if flagged is not None:
         stats["referable_flagged"] = (share(lambda i: flagged[i], referable), referable)
         stats["healthy_not_flagged"] = (share(lambda i: ~flagged[i], healthy), healthy)
+    for name, t in (thresholds or {}).items():
+        if score is not None:
+            at = score >= t
+            stats[f"referable_flagged_{name}"] = (share(lambda i, at=at: at[i], referable), referable)
+            stats[f"healthy_not_flagged_{name}"] = (share(lambda i, at=at: ~at[i], healthy), healthy)
     if accepted is not None:
         everyone = np.ones(len(photos), bool)
         stats["accepted"] = (share(lambda i: accepted[i], everyone), everyone)
@@ -243,6 +292,10 @@ def outside_figures(probs: np.ndarray, photos, classes: list[str], threshold: fl
             return _auc(score[idx], referable[idx])
         out["referable_auc"] = {"value": auc(np.arange(len(photos))), "n": int(both.sum()),
                                 "ci95": bootstrap_interval(auc, len(photos), groups, rounds=rounds)}
+        if healthy.any():
+            out["healthy_median_score"] = float(np.median(score[healthy]))
+    for name, t in (thresholds or {}).items():
+        out[f"threshold_{name}"] = float(t)
     return out
 
 

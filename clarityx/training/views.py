@@ -187,3 +187,35 @@ def cache_features(paths: list[str], backbone: keras.Model, size: int, contrast:
     for part in folder.glob("chunk-*.npz"):
         part.unlink()
     return merged
+
+
+def cache_measures(paths: list[str], cache_dir: str | Path, threads: int = 2,
+                   progress=print) -> dict[str, np.ndarray]:
+    """The gate's measures (:func:`clarityx.screening.gate.measure`: brightness, sharpness, colour, contrast, ...)
+    of every photo as taken (no contrast normalisation: haze is a finding), cached like the features."""
+    from clarityx.screening.gate import measure
+
+    h = hashlib.sha1(f"measures|v2|{cv2.__version__}|{np.__version__}".encode())
+    from clarityx.training.steps import content_stamp
+    for p in paths:
+        h.update(f"\n{p}|{content_stamp(p)}".encode())
+    final = Path(cache_dir) / f"measures-{h.hexdigest()[:16]}.npz"
+    if final.is_file():
+        with np.load(final) as z:
+            return {k: z[k] for k in z.files}
+
+    def one(p: str) -> dict[str, float]:
+        return measure(load_image(p))
+
+    rows = []
+    with ThreadPoolExecutor(threads) as pool:
+        for i, r in enumerate(pool.map(one, paths)):
+            rows.append(r)
+            if (i + 1) % 1000 == 0:
+                progress(f"measures: {i + 1}/{len(paths)} photos")
+    out = {k: np.array([r[k] for r in rows], np.float32) for k in rows[0]}
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(final) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **out)
+    return out
