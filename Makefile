@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --custom-compile-command "make lock"
 
-.PHONY: run test setup setup-dev lock benchmark clean
+.PHONY: run test lint setup setup-dev lock benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ run: $(RUN_STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/python -m ruff check .
 
 # Regenerate both lock files from pyproject.toml (exact versions, every platform, Python >= 3.11).
 # Versions already in a lock file are kept unless pyproject.toml rules them out (uv --upgrade: newest).

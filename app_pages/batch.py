@@ -15,7 +15,8 @@ from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, get_classifier
 from clarityx.screening.history import thumbnail_png
 from clarityx.screening.pipeline import Result, analyse
-from clarityx.screening.report import batch_csv, png_data_uri, referable_flag
+from clarityx.screening.grades import referable_flag
+from clarityx.screening.report import batch_csv, png_data_uri
 from clarityx.screening.tested import untested_note
 
 BATCH_THUMBNAIL_SIDE = 96

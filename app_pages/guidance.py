@@ -4,9 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarityx.screening.classes import BY_KEY, CLASSES, DIABETIC_RETINOPATHY, GRADE_NAMES, NORMAL
-from clarityx.screening.grades import REFERABLE_FROM, grade_of, referable_score
+from clarityx.screening.grades import REFERABLE_FROM, grade_of, referable_flag, referable_score
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
-from clarityx.screening.report import referable_flag
 
 LABELS = {key: c.label for key, c in BY_KEY.items()}
 

@@ -73,7 +73,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from clarityx.screening.pipeline import Result, finish, prepare_file
     from clarityx.scale import line
     from clarityx.screening.classes import DIABETIC_RETINOPATHY
-    from clarityx.screening.report import referable_flag
+    from clarityx.screening.grades import referable_flag
     from clarityx.screening.tested import untested_note
 
     if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)

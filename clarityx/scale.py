@@ -221,7 +221,7 @@ def line(path: str, result, threshold: float | None, as_json: bool, ood_off: str
     ``tests/test_ray_engine.py`` holds the two together). ``ood_off``: the model's ``ood_off``; ``untested``:
     :func:`~clarityx.screening.tested.untested_note` of its card; ``heatmaps``: condition → heat map written."""
     from clarityx.screening.classes import BY_KEY
-    from clarityx.screening.report import referable_flag
+    from clarityx.screening.grades import referable_flag
 
     def label(name: str | None) -> str:  # as a person reads it (the CLI's class_label)
         return BY_KEY[name].label if name in BY_KEY else str(name).replace("_", " ").capitalize()
@@ -297,7 +297,7 @@ class ModelActor:
         from clarityx.screening.files import WriteFailed, atomic_path
         from clarityx.screening.heatmap import overlay
         from clarityx.screening.pipeline import finish
-        from clarityx.screening.report import referable_flag
+        from clarityx.screening.grades import referable_flag
         from clarityx.screening.tested import untested_note
 
         lines = list(batch["line"])

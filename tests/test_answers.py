@@ -47,7 +47,8 @@ def test_haze_check_learns_haze_and_keeps_clear_eyes_under_the_limit():
     rng = np.random.default_rng(2)
 
     def photos(n, hazy):
-        m = {"sharpness": rng.normal(2.0 if hazy else 5.0, 0.8, n), "contrast": rng.normal(0.1 if hazy else 0.3, 0.05, n),
+        m = {"sharpness": rng.normal(2.0 if hazy else 5.0, 0.8, n),
+             "contrast": rng.normal(0.1 if hazy else 0.3, 0.05, n),
              "brightness": rng.normal(120, 20, n), "blue_share": rng.normal(0.05 if hazy else 0.12, 0.02, n),
              "red_share": rng.normal(0.6, 0.05, n)}
         return A.haze_inputs(m, rng.uniform(0.05, 0.9 if hazy else 0.3, n))

@@ -274,8 +274,8 @@ def test_every_visit_in_the_delete_picker_has_its_own_name():
 
     same_second = [Visit(T0, "m", "v", visit(0, right=p, left=None).eyes, id=i) for i, p in enumerate((0.1, 0.1, 0.7))]
     same_second.append(Visit(T0 + timedelta(seconds=1), "m", "v", visit(0, right=0.1, left=None).eyes, id=3))
-    refused = Visit(T0, "m", "v", [EyeRecord("right", "rejected", "too dark"), EyeRecord("left", "error", "unreadable")],
-                    id=4)
+    refused = Visit(T0, "m", "v",
+                    [EyeRecord("right", "rejected", "too dark"), EyeRecord("left", "error", "unreadable")], id=4)
     names = visit_names([*same_second, refused])
     assert len(set(names.values())) == 5
     assert names[0].startswith(exact_time(T0)) and names[3].startswith(exact_time(T0 + timedelta(seconds=1)))

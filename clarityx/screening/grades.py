@@ -53,3 +53,14 @@ def referable_score(probabilities: Mapping[str, float]) -> float | None:
     """Referable-DR score of one photo's ``{class: probability}``; None when the model has no DR output."""
     scores = referable_scores(np.array([list(probabilities.values())]), list(probabilities))
     return None if scores is None else float(scores[0])
+
+
+def referable_flag(probabilities: dict[str, float], threshold: float | None,
+                   score: float | None = None) -> bool | None:
+    """Is referable DR flagged at the card's threshold? ``score``: the result's referable score (its grade
+    layer's P(grade >= 2), :attr:`clarityx.screening.pipeline.Result.referable_score`); without it, the score of
+    these probabilities. None when the model has no referable-DR score or no threshold (the app, the batch
+    table, the CSV and the CLI all ask here)."""
+    if score is None:
+        score = referable_score(probabilities) if probabilities else None
+    return None if score is None or threshold is None else bool(score >= threshold)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
-from clarityx.screening.grades import referable_score
+from clarityx.screening.grades import referable_flag, referable_score
 from clarityx.screening.history import local, shown_time
 
 DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis: it can miss disease and raise false alarms. "
@@ -213,18 +213,8 @@ def report_html(visit: VisitReport) -> str:
             f"<h1>ClarityX screening report</h1><p>Date: {html.escape(shown_time(visit.taken_at))} · Model: "
             f"{html.escape(visit.model_name)} (version {html.escape(visit.model_version)})</p>"
             + (f"<p class='caveat'>{html.escape(plain(visit.caveat))}</p>" if visit.caveat else "")
-            + "<div class='eyes'>" + "".join(eyes) + "</div>" + notes + f"<p><em>{html.escape(DISCLAIMER)}</em></p></body></html>")
-
-
-def referable_flag(probabilities: dict[str, float], threshold: float | None,
-                   score: float | None = None) -> bool | None:
-    """Is referable DR flagged at the card's threshold? ``score``: the result's referable score (its grade
-    layer's P(grade >= 2), :attr:`clarityx.screening.pipeline.Result.referable_score`); without it, the score of
-    these probabilities. None when the model has no referable-DR score or no threshold (the app, the batch
-    table, the CSV and the CLI all ask here)."""
-    if score is None:
-        score = referable_score(probabilities) if probabilities else None
-    return None if score is None or threshold is None else bool(score >= threshold)
+            + "<div class='eyes'>" + "".join(eyes) + "</div>" + notes
+            + f"<p><em>{html.escape(DISCLAIMER)}</em></p></body></html>")
 
 
 def batch_csv(rows: list[tuple], classes: list[str], model: str = "", threshold: float | None = None) -> str:
