@@ -62,6 +62,11 @@ SEEDS = seed_files()
 
 def screen_untrusted(data: bytes) -> str:
     """What an upload goes through before the model: returns 'refused' or 'prepared'."""
+    try:  # libjpeg's scaled decoder too, as the pipeline reads a large JPEG (these 160 px ones at 1/4)
+        small = load_image(data, shrink_to=40, min_side=32)
+        assert small.dtype == np.uint8 and small.ndim == 3 and small.shape[2] == 3
+    except ImageRejected:
+        pass
     try:
         rgb = load_image(data)
     except ImageRejected:

@@ -120,3 +120,28 @@ def test_audit_refuses_other_formats_too(tmp_path):
     path.write_bytes(encode(synthetic_fundus(200, seed=2), "GIF"))
     with pytest.raises(NotAnImage):
         read_file(path)
+
+
+def test_a_large_jpeg_may_be_decoded_reduced_upright_and_within_the_limits():
+    """``shrink_to``: libjpeg's DCT scaling (1/2, 1/4, 1/8), the short side kept at least ``shrink_to``,
+    EXIF orientation still applied; other formats and smaller photos are read whole; the limits read the
+    stored size."""
+    photo = np.ascontiguousarray(np.repeat(np.repeat(synthetic_fundus(300), 10, axis=0), 8, axis=1))  # 2400 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored upright 3000×2400, to be viewed turned: 2400 rows × 3000 columns
+    data = encode(photo, "JPEG", quality=90, exif=exif)
+    full = load_image(data)
+    assert full.shape == (2400, 3000, 3)
+    assert load_image(data, shrink_to=1000).shape == (1200, 1500, 3)  # 1/2: 1/4 would leave 600 < 1,000
+    assert load_image(data, shrink_to=500).shape == (600, 750, 3)     # 1/4
+    assert load_image(data, shrink_to=250).shape == (300, 375, 3)     # 1/8, the most libjpeg does
+    small = load_image(data, shrink_to=500).astype(np.float32)
+    shrunk = np.asarray(Image.fromarray(full).resize((750, 600), Image.BOX), dtype=np.float32)
+    assert np.abs(small - shrunk).mean() < 3  # the same photo, the same way up
+    assert load_image(data, shrink_to=500, min_side=1000).shape == (1200, 1500, 3)  # never under min_side
+    assert load_image(data, shrink_to=1300).shape == (2400, 3000, 3)  # 1/2 would be under 1,300: whole
+    assert load_image(encode(photo, "PNG"), shrink_to=500).shape == (3000, 2400, 3)  # only a JPEG is scaled
+    with pytest.raises(ImageTooLarge):
+        load_image(data, shrink_to=500, max_pixels=3000 * 2400 - 1)
+    with pytest.raises(CorruptImage):
+        load_image(data[: len(data) // 2], shrink_to=500)

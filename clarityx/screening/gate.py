@@ -24,7 +24,7 @@ import numpy as np
 
 from clarityx.screening.answers import looks_like_front_of_eye
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
-from clarityx.screening.preprocess import crop_to_fov, fov_box, resize_square
+from clarityx.screening.preprocess import FieldOfView, field_of_view
 
 ANALYSIS_SIZE = 256
 
@@ -59,15 +59,20 @@ def _reject(reason: str) -> Rejection:
     return Rejection(reason, MESSAGES[reason])
 
 
-def measure(rgb: np.ndarray, settings: GateSettings = DEFAULT_GATE) -> dict[str, float]:
-    """The numbers the image test decides on (all on a fixed-size field-of-view crop)."""
+def measure(rgb: np.ndarray | FieldOfView, settings: GateSettings = DEFAULT_GATE) -> dict[str, float]:
+    """The numbers the image test decides on (all on a fixed-size field-of-view crop).
+
+    ``rgb``: the photo, or its :class:`~clarityx.screening.preprocess.FieldOfView` (found once per photo with
+    ``settings.fov_threshold``, and shared with :func:`centre_circle` and ``prepare``)."""
     fov = settings.fov_threshold
-    box = fov_box(rgb, fov)
+    view = field_of_view(rgb, fov)
+    box = view.box
     roundness = min(box.height, box.width) / max(box.height, box.width, 1)
-    boxed = rgb[box.top:box.bottom, box.left:box.right].max(axis=2).astype(np.float32)
+    boxed = view.crop
     ch, cw = max(1, boxed.shape[0] // 12), max(1, boxed.shape[1] // 12)
     corners = [boxed[:ch, :cw], boxed[:ch, -cw:], boxed[-ch:, :cw], boxed[-ch:, -cw:]]
-    crop = resize_square(crop_to_fov(rgb, fov), ANALYSIS_SIZE)
+    corners = [c.max(axis=2).astype(np.float32) for c in corners]  # each pixel's brightest channel
+    crop = view.resized(ANALYSIS_SIZE)
     bright = crop.max(axis=2).astype(np.float32)
     mask = bright > fov
     inside = crop[mask].astype(np.float32) if mask.any() else np.zeros((1, 3), np.float32)
@@ -92,7 +97,7 @@ def measure(rgb: np.ndarray, settings: GateSettings = DEFAULT_GATE) -> dict[str,
     }
 
 
-def centre_circle(rgb: np.ndarray, votes: int = DEFAULT_GATE.centre_circle_votes,
+def centre_circle(rgb: np.ndarray | FieldOfView, votes: int = DEFAULT_GATE.centre_circle_votes,
                   fov_threshold: int = DEFAULT_GATE.fov_threshold) -> bool:
     """Is there a sharp-edged circle (a pupil or an iris) centred in the field of view?
 
@@ -100,7 +105,7 @@ def centre_circle(rgb: np.ndarray, votes: int = DEFAULT_GATE.centre_circle_votes
     centre has no sharp rim. Hough transform on the blurred grey field-of-view crop; circles of 4-22%
     of the crop's side whose centre lies within 12% of the crop's centre.
     """
-    crop = resize_square(crop_to_fov(rgb, fov_threshold), ANALYSIS_SIZE)
+    crop = field_of_view(rgb, fov_threshold).resized(ANALYSIS_SIZE)
     grey = cv2.GaussianBlur(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (0, 0), 2)
     circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, dp=1, minDist=4, param1=60, param2=votes,
                                minRadius=int(ANALYSIS_SIZE * 0.04), maxRadius=int(ANALYSIS_SIZE * 0.22))
@@ -126,22 +131,23 @@ def centre_circle(rgb: np.ndarray, votes: int = DEFAULT_GATE.centre_circle_votes
 REFER = frozenset({"blurred"})
 
 
-def check_image(rgb: np.ndarray, settings: GateSettings | dict | None = None) -> Rejection | None:
+def check_image(rgb: np.ndarray | FieldOfView, settings: GateSettings | dict | None = None) -> Rejection | None:
     """Image test before the classifier. None when the photo may be graded.
 
     ``settings``: a model's (``ModelCard.gate_settings``), or changes to the defaults; None: the defaults."""
     return inspect(rgb, settings)[0]
 
 
-def inspect(rgb: np.ndarray, settings: GateSettings | dict | None = None
+def inspect(rgb: np.ndarray | FieldOfView, settings: GateSettings | dict | None = None
             ) -> tuple[Rejection | None, dict[str, float]]:
     """:func:`check_image` and the measures it decided on (the haze check reads them again)."""
     s = settings if isinstance(settings, GateSettings) else DEFAULT_GATE.override(settings)
+    rgb = field_of_view(rgb, s.fov_threshold)  # found once, read by both tests
     m = measure(rgb, s)
     return _decide(rgb, m, s), m
 
 
-def _decide(rgb: np.ndarray, m: dict[str, float], s: GateSettings) -> Rejection | None:
+def _decide(rgb: np.ndarray | FieldOfView, m: dict[str, float], s: GateSettings) -> Rejection | None:
     if m["brightness"] < s.min_brightness:
         return _reject("too_dark")
     # The reasons in the order a person should hear them: first whether it is a fundus photo at all

@@ -1,7 +1,8 @@
 """Decode any photo a person may have into an 8-bit RGB numpy array.
 
 Handles JPEG/PNG/TIFF/BMP/WebP (whatever Pillow reads), EXIF orientation,
-greyscale, palette, alpha, 16-bit and float images. Refuses, with a typed error,
+greyscale, palette, alpha, 16-bit and float images. A JPEG far larger than the gate and
+the model need may be decoded at 1/2, 1/4 or 1/8 scale directly (``shrink_to``). Refuses, with a typed error,
 files that are not images, corrupt or truncated files, oversized files and
 decompression bombs, and images too small to grade.
 """
@@ -26,6 +27,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # The only decoders a file may reach (Pillow's JPEG one also opens phones' multi-picture JPEGs).
 # A renamed file of any other format Pillow knows is refused rather than handed to a rarely used plugin.
 FORMATS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP")
+# The short side a screened JPEG may be decoded down to (``load_image(shrink_to=...)``): the gate looks at
+# 256 px and the model at 384 px, so a field of view of about 1,000 px keeps more than twice what either
+# reads; the anti-aliased resample in ``preprocess`` averages the rest away either way.
+SCREEN_SIDE = 1000
 
 Source = str | Path | bytes | BinaryIO
 
@@ -90,11 +95,23 @@ def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return im
 
 
+def shrink(im: Image.Image, side: int) -> None:
+    """Have a JPEG not yet loaded decode at the smallest of 1/2, 1/4 and 1/8 scale (libjpeg's DCT scaling)
+    that keeps its short side at least ``side``; any other image, or one too small, is left as it is.
+    The scale is chosen on the stored size; EXIF orientation (applied after decoding) keeps the short side."""
+    if im.format in ("JPEG", "MPO") and min(im.size) >= 2 * side:
+        im.draft(None, (side, side))  # Pillow picks the largest scale s with size // s >= (side, side)
+
+
 def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
-               max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+               max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE,
+               shrink_to: int | None = None) -> np.ndarray:
     """Decode ``source`` (path, bytes or binary file) to an ``(H, W, 3)`` uint8 RGB array.
 
     EXIF orientation is applied so the array is upright as the camera saw it.
+    ``shrink_to``: a JPEG at least twice this on its short side is decoded at 1/2, 1/4 or 1/8 scale, its
+    short side still at least ``shrink_to`` (and ``min_side``); None: always at full size. The size limits
+    apply to the stored size either way.
     Raises a subclass of :class:`~clarityx.screening.errors.ImageRejected` for anything unusable.
     """
     data = _read_bytes(source, max_bytes)
@@ -102,6 +119,8 @@ def load_image(source: Source, *, max_bytes: int = MAX_FILE_BYTES,
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = open_image(data, max_pixels)
+            if shrink_to is not None:
+                shrink(im, max(shrink_to, min_side))
             im.load()
             im = ImageOps.exif_transpose(im)
     except ImageTooLarge:

@@ -14,8 +14,9 @@ from clarityx.screening import answers
 from clarityx.screening.errors import ImageRejected
 from clarityx.screening.gate import REFER, Rejection, check_embedding, inspect, measure
 from clarityx.screening.grades import grade_of, referable_score
-from clarityx.screening.imageio import Source, load_image
+from clarityx.screening.imageio import SCREEN_SIDE, Source, load_image
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
+from clarityx.screening.preprocess import field_of_view
 from clarityx.screening.engine import CardedModel, Prediction
 
 
@@ -69,10 +70,11 @@ def rejected(rejection: Rejection, rgb: np.ndarray | None = None, measures: dict
 
 
 def decode(source: Source, settings: GateSettings = DEFAULT_GATE) -> tuple[np.ndarray | None, Result | None]:
-    """Decode a photo within ``settings``' size limits; on failure return the rejection result instead."""
+    """Decode a photo within ``settings``' size limits (a large JPEG at the reduced scale the gate and the
+    model need: ``imageio.SCREEN_SIDE``); on failure return the rejection result instead."""
     try:
         return load_image(source, max_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels,
-                          min_side=settings.min_side), None
+                          min_side=settings.min_side, shrink_to=SCREEN_SIDE), None
     except ImageRejected as exc:
         return None, Result("rejected", str(exc), type(exc).__name__)
 
@@ -84,11 +86,13 @@ def gate_and_prepare(rgb: np.ndarray, classifier: CardedModel) -> tuple[np.ndarr
 
 def gate_measure_prepare(rgb: np.ndarray, classifier: CardedModel
                          ) -> tuple[np.ndarray | None, Result | None, dict[str, float]]:
-    """The image test, the measures it read (the haze check reads them again) and the model's input."""
-    rejection, measures = inspect(rgb, classifier.card.gate_settings)
+    """The image test, the measures it read (the haze check reads them again) and the model's input: the
+    field of view is found once, with the card's threshold, and the gate and ``prepare`` read the same crop."""
+    view = field_of_view(rgb, classifier.card.gate_settings.fov_threshold)
+    rejection, measures = inspect(view, classifier.card.gate_settings)
     if rejection:
         return None, rejected(rejection, rgb, measures), measures
-    return classifier.prepare(rgb), None, measures
+    return classifier.prepare(view), None, measures
 
 
 def missing_file(name: str) -> Result:
