@@ -38,7 +38,9 @@ class Screened:
 
     @classmethod
     def of(cls, name: str, result: Result) -> Screened:
-        thumb = png_data_uri(thumbnail_png(result.rgb, BATCH_THUMBNAIL_SIDE)) if result.rgb is not None else None
+        # Only a graded photo is shown: a refused one (perhaps not an eye at all: a stranger's face) is named.
+        thumb = (png_data_uri(thumbnail_png(result.rgb, BATCH_THUMBNAIL_SIDE))
+                 if result.status == "ok" and result.rgb is not None else None)
         return cls(name, result.status, result.message, result.ranked, thumb, result.referable_score,
                    result.grade if result.grades is not None else None, result.hazy)
 

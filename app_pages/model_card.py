@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages.guidance import label
 from app_pages.shared import DISCLAIMER, get_classifier
 from clarityx.screening.card_markdown import confusion_figure, gate_lines, test_lines
+from clarityx.screening.ood import ood_off_warning
 
 NETWORKS = {"efficientnet_b0": "EfficientNet-B0",
             **{f"efficientnet_lite{n}{ms}": f"EfficientNet-Lite{n}" + (
@@ -118,7 +119,7 @@ st.title("The model")
 if classifier is not None:
     card = classifier.card
     if classifier.ood_off:  # never silent: photos unlike the training set get an answer anyway
-        st.warning("Safety check off: " + classifier.ood_off[0].upper() + classifier.ood_off[1:], icon="⚠️")
+        st.warning(ood_off_warning(classifier.ood_off), icon="⚠️")
     trained = card.training.get("finished", "unknown date")
     st.markdown(f"**{card.name}** (trained {trained}) — {readable(card.intended_use)}")
     st.markdown(f"- **Looks for:** {', '.join(label(c) for c in card.classes)}\n"

@@ -173,6 +173,9 @@ def stop_run(name: str) -> None:
     if outcome == "installed":
         st.session_state["training_said"] = (f"Training **{name}** had already finished before Stop: its model "
                                              "is installed (below).")
+    elif outcome == "failed":
+        st.session_state["training_said"] = (f"Training **{name}** had already failed before Stop: nothing was "
+                                             "stopped, and its log is kept (below) to say why.")
 
 
 def stopped_ui(p: dict) -> None:

@@ -15,7 +15,8 @@ from app_pages.guidance import (GRADES_IN_WORDS, HAZY, guidance, headline, label
 from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
-from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, thumbnail_png
+from clarityx.screening.ood import ood_off_warning
+from clarityx.screening.history import EyeRecord, History, HistoryUnavailable, Visit, new_uid, thumbnail_png
 from clarityx.screening.report import (REPORT_IMAGE_SIDE, EyeReport, VisitReport, data_uri,
                                        report_file_name, report_html, report_jpeg, report_pdf)
 from clarityx.screening.pipeline import Result, analyse
@@ -149,9 +150,11 @@ def photo_input(side: str):
     return st.file_uploader(f"{side}-eye fundus photo", type=PHOTO_TYPES, key=f"upload_{key}{suffix}")
 
 
-def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str) -> VisitReport:
+def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str,
+                 ood_off: str | None = None) -> VisitReport:
     """The visit as the report shows it: what the page shows, the referable-DR flag and the model's weak
-    spots included. Made only when a download is asked for, so it uses no Streamlit state."""
+    spots included; its caveat says when the model is untested and when its out-of-distribution check is off
+    (``ood_off``: the model's). Made only when a download is asked for, so it uses no Streamlit state."""
     eyes = []
     for side, s in screened.items():
         r = s.result
@@ -172,7 +175,8 @@ def visit_report(screened: dict[str, Screened], card: ModelCard, taken_at: datet
     caveat = untested_note(card.metrics)
     # An untested model's "weak spots" were measured on a handful of photos: its caveat says it all.
     notes = weak_spot_notes(card.metrics, card.gate_settings.weak_recall) if graded and not caveat else []
-    return VisitReport(taken_at, card.name, version, eyes, notes, caveat=caveat or "")
+    return VisitReport(taken_at, card.name, version, eyes, notes,
+                       caveat=" ".join(filter(None, (caveat, ood_off_warning(ood_off)))))
 
 
 def visit_key(screened: dict[str, Screened], taken_at: datetime) -> str:
@@ -188,24 +192,42 @@ def eyes_in_words(screened: dict[str, Screened]) -> str:
 def start_new_visit() -> None:
     """The "Start a new visit" button (a callback: it runs before the page is drawn): empty photo boxes,
     no results, and the next save makes a new visit."""
-    for key in ("results", "visit_time", "saved_visit", "saved_visit_id"):
+    for key in ("results", "visit_time", "saved_visit", "saved_visit_uid"):
         st.session_state.pop(key, None)
     st.session_state["visit_number"] = st.session_state.get("visit_number", 0) + 1
     st.session_state["visit_said"] = "A new visit has started. Your saved visits are on the History page."
+
+
+def save_or_update(history: History, saved_uid: str | None, visit: Visit, eyes: str) -> str:
+    """Save the visit, or update the one this session saved (by its uid); keep its uid in the session and
+    return what to say. A saved visit deleted meanwhile (on the History page) is saved as a new visit, and
+    the page says so."""
+    if saved_uid is None:
+        visit.uid = new_uid()
+        history.save(visit)
+        st.session_state["saved_visit_uid"] = visit.uid
+        return f"Saved this visit ({eyes}) to your history."
+    saved = history.update(saved_uid, visit)
+    st.session_state["saved_visit_uid"] = saved.uid
+    if not saved.updated:
+        return (f"Your saved visit had been deleted from your history, so this visit ({eyes}) was saved "
+                "as a new visit.")
+    return f"Updated your saved visit: it now holds the {eyes}. No second visit was made."
 
 
 def save_ui(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, version: str, column) -> None:
     """Save the visit. A visit is one visit: once saved, saving again (after adding the other eye or
     changing a photo) updates the same saved visit; "Start a new visit" begins another."""
     key = visit_key(screened, taken_at)
-    saved_id = st.session_state.get("saved_visit_id")
+    # The saved visit's uid (never another visit's, unlike an id a deleted visit leaves behind).
+    saved_uid = st.session_state.get("saved_visit_uid")
     if st.session_state.get("saved_visit") == key:
         column.button("Saved to your history ✓", disabled=True, key="save_visit_done")
         column.caption("Saved on this computer. See it on the History page. Adding or changing a photo "
                        "updates this saved visit.")
     else:
-        label = "Update the saved visit" if saved_id is not None else "Save this visit to my history"
-        if saved_id is not None:
+        label = "Update the saved visit" if saved_uid is not None else "Save this visit to my history"
+        if saved_uid is not None:
             column.caption("This visit is saved already; saving again updates it (it does not make a second visit).")
         if column.button(label, type="primary", key="save_visit"):
             visit = Visit(taken_at, card.name, version, [
@@ -215,30 +237,25 @@ def save_ui(screened: dict[str, Screened], card: ModelCard, taken_at: datetime, 
                           else None)  # a refused photo is kept as its reason only
                 for side, s in screened.items()])
             try:
-                if saved_id is None:
-                    st.session_state["saved_visit_id"] = History().save(visit)
-                    said = f"Saved this visit ({eyes_in_words(screened)}) to your history."
-                else:
-                    st.session_state["saved_visit_id"] = History().update(saved_id, visit)
-                    said = (f"Updated your saved visit: it now holds the {eyes_in_words(screened)}. "
-                            "No second visit was made.")
+                said = save_or_update(History(), saved_uid, visit, eyes_in_words(screened))
                 st.session_state["saved_visit"] = key
                 st.session_state["visit_said"] = said
                 st.rerun()
             except HistoryUnavailable as exc:
                 st.error(str(exc))
-    if saved_id is not None:
+    if saved_uid is not None:
         column.button("Start a new visit", key="new_visit", on_click=start_new_visit)
 
 
 def visit_ui(screened: dict[str, Screened]) -> None:
     """The model's weak spots (once per visit); save the visit, or download the report for the doctor."""
-    card = get_classifier().card
+    classifier = get_classifier()
+    card = classifier.card
     version = str(card.training.get("finished", "unknown"))
     now = st.session_state.get("visit_time") or datetime.now(timezone.utc)
 
     def report() -> VisitReport:
-        return visit_report(screened, card, now, version)
+        return visit_report(screened, card, now, version, classifier.ood_off)
 
     if any(s.result.status == "ok" for s in screened.values()) and not untested_note(card.metrics):
         for note in weak_spot_notes(card.metrics, card.gate_settings.weak_recall):

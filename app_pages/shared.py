@@ -63,16 +63,20 @@ def short_label(model) -> str:
 
 
 def untested_sidebar_note() -> None:
-    """The sidebar says when the model in use is untested (its test set too small to measure it)."""
+    """The sidebar says when the model in use is untested (its test set too small to measure it), and when its
+    out-of-distribution check is off (its statistics file missing): photos unlike its training set get an answer."""
     from clarityx.screening.card import ModelCard, card_path
+    from clarityx.screening.ood import model_ood_off, ood_off_warning
     from clarityx.screening.tested import untested_note
 
+    path = chosen_model()
     try:
-        note = untested_note(ModelCard.load(card_path(chosen_model())).metrics)
+        card = ModelCard.load(card_path(path))
     except (OSError, ValueError, TypeError):
         return  # no model, or a damaged card: the page says so when it loads the model
-    if note:
-        st.sidebar.warning(note)
+    for note in (untested_note(card.metrics), ood_off_warning(model_ood_off(path, card))):
+        if note:
+            st.sidebar.warning(note)
 
 
 def model_picker() -> None:

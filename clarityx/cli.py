@@ -69,11 +69,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from clarityx.screening.files import WriteFailed, atomic_path
-    from clarityx.screening.heatmap import overlay
+    from clarityx.screening.heatmap import heatmap_conditions, overlay
     from clarityx.screening.pipeline import Result, finish, prepare_file
     from clarityx.scale import line
-    from clarityx.screening.classes import DIABETIC_RETINOPATHY
-    from clarityx.screening.grades import referable_flag
     from clarityx.screening.tested import untested_note
 
     if args.engine != "local" or args.address or args.num_actors or args.resume:  # on Ray (clarityx.scale)
@@ -125,13 +123,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             result = finish(classifier, rgb, pixels, prediction)
             written: dict[str, str] = {}
             if heatmap_dir and result.status == "ok":
-                # The top answer's map; and when referable DR is flagged under another top answer (a
-                # "normal" eye flagged), the diabetic-retinopathy map too: the flag's evidence.
-                shown = [result.top]
-                if referable_flag(dict(result.ranked), threshold, result.referable_score) \
-                        and DIABETIC_RETINOPATHY in classifier.classes \
-                        and result.top != DIABETIC_RETINOPATHY:
-                    shown.append(DIABETIC_RETINOPATHY)
+                # The top answer's map; and the diabetic-retinopathy map too when referable DR is flagged under
+                # another top answer (heatmap_conditions: the rule both engines follow).
+                shown = heatmap_conditions(result, classifier.classes, threshold)
                 # One photo's maps share its (disambiguated) stem: STEM.TOP.gradcam.png, STEM.DR.gradcam.png.
                 top_name = heatmap_name(path, used_names, result.top)
                 stem = top_name[: -len(f".{result.top}.gradcam.png")]

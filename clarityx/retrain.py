@@ -78,11 +78,22 @@ class _JobLock:
     """One start (or stop) at a time: a lock in this process and an exclusive lock on ``WORKDIR/job.lock``
     across processes (two browser sessions, two app servers). Not blocking: a second caller is refused."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, wait_s: float = 0.0) -> None:
         self.path = Path(workdir) / "job.lock"
         self.handle = None
+        self.wait_s = wait_s  # how long to wait for the lock before refusing (0: refuse at once)
 
     def __enter__(self) -> "_JobLock":
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                return self._acquire()
+            except RetrainRefused:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _acquire(self) -> "_JobLock":
         if not _START_LOCK.acquire(blocking=False):
             raise RetrainRefused("Another session is starting or stopping a training run right now: "
                                  "wait a moment and look again.")
@@ -145,14 +156,29 @@ def is_our_run(state: dict) -> bool:
     return f"{TOKEN_FLAG}{token}" in command and (started is None or start == started)
 
 
-def clear_process(state_file: Path, token: str | None = None) -> None:
-    """Forget the process of the run recorded in ``state_file`` (keeping its progress and log paths);
-    with ``token``, only if the record is still that run's."""
+CLEAR_WAIT_S = 5.0  # how long the end of a run waits for a start or stop in progress before leaving the record to it
+
+
+def clear_process(state_file: Path, token: str | None = None, pid: int | None = None, locked: bool = False,
+                  wait_s: float = 0.0) -> None:
+    """Forget the process of the run recorded in ``state_file`` (keeping its progress and log paths); with
+    ``token`` and ``pid``, only if the record is still that run's and names that process. Done under the job
+    lock (``locked``: the caller holds it), so it never writes an old record over what a stop or start has just
+    written; when a stop or start holds the lock longer than ``wait_s``, the record is left to it (a stop
+    rewrites it; a start finds the process gone and clears it)."""
+    if not locked:
+        try:
+            with _JobLock(Path(state_file).parent, wait_s=wait_s):
+                clear_process(state_file, token, pid, locked=True)
+        except (RetrainRefused, OSError):
+            pass
+        return
     try:
         state = json.loads(Path(state_file).read_text())
     except (OSError, ValueError):
         return
-    if not isinstance(state, dict) or (token is not None and state.get("token") != token):
+    if not isinstance(state, dict) or (token is not None and state.get("token") != token) \
+            or (pid is not None and state.get("pid") != pid):
         return
     if any(k in state for k in ("pid", "process_start")):
         state = {k: v for k, v in state.items() if k not in ("pid", "process_start")}
@@ -209,7 +235,9 @@ class TrainingJob:
         except (OSError, ValueError):
             return None
 
-    def running(self) -> bool:
+    def running(self, locked: bool = False) -> bool:
+        """Whether the recorded run is still going; a record that outlived its run is cleared of its process.
+        ``locked``: the caller holds the job lock (a start or stop)."""
         state = self.state()
         if not state or "pid" not in state:
             return False
@@ -218,7 +246,8 @@ class TrainingJob:
             return True
         if proc is None and is_our_run(state):
             return True
-        clear_process(self.state_file, state.get("token"))  # it ended (or the record outlived it)
+        # It ended (or the record outlived it).
+        clear_process(self.state_file, state.get("token"), state.get("pid"), locked=locked)
         return False
 
     def progress(self) -> dict:
@@ -228,12 +257,21 @@ class TrainingJob:
         state = self.state() or {}
         running = self.running()
         report = self.progress_report(state)
-        out = {**state, **report, "running": running}
-        if not running and state.get("name") and out.get("stage") not in ("installed", "stopped", "failed"):
-            out["stage"] = "failed"
+        out = {**state, **report, "running": running, "stage": self.outcome(state, report, running)}
+        if out["stage"] is None:
+            del out["stage"]
         if out.get("stage") == "failed":
             out["log_tail"] = log_tail(state.get("log"))
         return out
+
+    @staticmethod
+    def outcome(state: dict, report: dict, running: bool) -> str | None:
+        """The run's stage as every page shows it: a run that ended without a report of its end (killed, crashed
+        before train.py ran) has "failed"."""
+        stage = {**state, **report}.get("stage")
+        if not running and state.get("name") and stage not in ("installed", "stopped", "failed"):
+            return "failed"
+        return stage
 
     def start(self, data: str | Path, name: str, extra: list[str], roots: list[Path] | None = None) -> None:
         """Start a run; refused (with the reason) when the training packages are missing, the folder is not
@@ -245,10 +283,15 @@ class TrainingJob:
         data = confine(data, roots)
         if not name.replace("_", "").replace("-", "").isalnum():
             raise RetrainRefused("Use letters, digits, - and _ only in the model's name.")
-        if (self.models_dir / f"{name}.card.json").exists():
-            raise RetrainRefused(f"A model called {name} is installed already: choose another name.")
+        from clarityx.screening.card import CARD_SUFFIX
+        from clarityx.screening.settings import model_folders
+
+        for folder in dict.fromkeys([self.models_dir, *model_folders()]):  # every folder the app lists models of
+            if (Path(folder) / f"{name}{CARD_SUFFIX}").exists():
+                raise RetrainRefused(f"A model called {name} is installed already (in {folder}): choose another "
+                                     "name.")
         with _JobLock(self.workdir):  # the check and the start are one step: two sessions cannot both start
-            if self.running():
+            if self.running(locked=True):
                 raise RetrainRefused("A training run is in progress: wait for it or stop it first.")
             self._spawn(data, name, extra)
 
@@ -274,16 +317,22 @@ class TrainingJob:
         """Stop the run (its whole process group) for certain: SIGTERM, then SIGKILL if it has not ended
         within :data:`STOP_GRACE_S`. The staging folder goes, installed models stay. The outcome is kept in
         the record, so every page shows it until the next run: ``"stopped"``, or ``"installed"`` when the
-        run had already finished and installed its model (nothing to stop), or ``"none"`` (no run)."""
+        run had already finished and installed its model (nothing to stop), ``"failed"`` when it had already
+        failed (its record and log are kept, so the page still says why), or ``"none"`` (no run)."""
         with _JobLock(self.workdir):
             state = self.state()
             if not state or not state.get("name"):
                 return "none"
-            if self.running():  # checked against the recorded start time and token
+            running = self.running(locked=True)  # checked against the recorded start time and token
+            if running:
                 self._end_process(state)
             report = self.progress_report(state)
             if report.get("stage") == "installed":
                 return "installed"  # it finished before the stop: its model is installed, and says so
+            ended = "failed" if report.get("stage") == "failed" else \
+                (None if running else self.outcome(state, report, False))
+            if ended in ("failed", "stopped"):
+                return ended  # it had ended already (or failed as Stop was pressed): its outcome and log stay
             shutil.rmtree(self.workdir / "staging", ignore_errors=True)
             write_text(self.state_file, json.dumps({
                 "name": state.get("name"), "data": state.get("data"), "started": state.get("started"),
@@ -353,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         if token:
-            clear_process(Path(workdir) / "job.json", token)
+            clear_process(Path(workdir) / "job.json", token, os.getpid(), wait_s=CLEAR_WAIT_S)
 
 
 if __name__ == "__main__":

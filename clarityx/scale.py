@@ -291,13 +291,7 @@ class ModelActor:
         self.heatmap_name, self.as_json = heatmap_name, as_json
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from PIL import Image
-
-        from clarityx.screening.classes import DIABETIC_RETINOPATHY
-        from clarityx.screening.files import WriteFailed, atomic_path
-        from clarityx.screening.heatmap import overlay
-        from clarityx.screening.pipeline import finish
-        from clarityx.screening.grades import referable_flag
+        from clarityx.screening.pipeline import Result
         from clarityx.screening.tested import untested_note
 
         lines = list(batch["line"])
@@ -308,31 +302,44 @@ class ModelActor:
         if ready:
             predictions = self.classifier.predict(batch["pixels"][ready], explain=bool(self.heatmap_dir))
             for i, prediction in zip(ready, predictions):
-                path, pixels = str(batch["path"][i]), batch["pixels"][i]
-                result = finish(self.classifier, None, pixels, prediction)  # rgb: only kept, never read
-                written: dict[str, str] = {}
-                if self.heatmap_dir and result.status == "ok":
-                    # As clarityx.cli: the top answer's map, and the diabetic-retinopathy map too when referable
-                    # DR is flagged under another top answer. A file name several photos of the run share always
-                    # gets the folder's hash (one process hashes all but the first; workers cannot tell the first).
-                    shown = [result.top]
-                    if referable_flag(dict(result.ranked), threshold, result.referable_score) and \
-                            DIABETIC_RETINOPATHY in self.classifier.classes and result.top != DIABETIC_RETINOPATHY:
-                        shown.append(DIABETIC_RETINOPATHY)
-                    used = {self.heatmap_name(Path(path), set(), result.top)} if batch["shared_name"][i] else set()
-                    stem = self.heatmap_name(Path(path), used, result.top)[: -len(f".{result.top}.gradcam.png")]
-                    try:
-                        for condition in shown:
-                            target = self.heatmap_dir / f"{stem}.{condition}.gradcam.png"
-                            with atomic_path(target) as tmp:
-                                cam = prediction.cams[self.classifier.classes.index(condition)]
-                                Image.fromarray(overlay(pixels, cam, 0.4)).save(tmp, format="PNG")
-                            written[condition] = str(self.heatmap_shown / target.name)
-                    except WriteFailed as exc:  # e.g. a full disk: the driver stops the run
-                        heatmap_errors[i] = str(exc)
-                lines[i] = line(path, result, threshold, self.as_json, self.classifier.ood_off, untested, written)
+                path = str(batch["path"][i])
+                try:
+                    lines[i], heatmap_errors[i] = self._photo(batch, i, prediction, threshold, untested)
+                except Exception as exc:  # a bug for one photo is its error row, as on the single-process engine
+                    lines[i] = line(path, Result("error", f"{type(exc).__name__}: {exc}"), threshold, self.as_json,
+                                    self.classifier.ood_off, untested)
         return {"index": batch["index"], "path": batch["path"], "line": np.array(lines, dtype=object),
                 "heatmap_error": np.array(heatmap_errors, dtype=object)}
+
+    def _photo(self, batch: dict[str, np.ndarray], i: int, prediction, threshold: float | None,
+               untested: str | None) -> tuple[str, str]:
+        """One prepared photo of the batch: its line, and why its heat map could not be written ("" if it was)."""
+        from PIL import Image
+
+        from clarityx.screening.files import WriteFailed, atomic_path
+        from clarityx.screening.heatmap import heatmap_conditions, overlay
+        from clarityx.screening.pipeline import finish
+
+        path, pixels = str(batch["path"][i]), batch["pixels"][i]
+        result = finish(self.classifier, None, pixels, prediction)  # rgb: only kept, never read
+        written: dict[str, str] = {}
+        heatmap_error = ""
+        if self.heatmap_dir and result.status == "ok":
+            # As clarityx.cli (heatmap_conditions). A file name several photos of the run share always gets the
+            # folder's hash (one process hashes all but the first; workers cannot tell the first).
+            shown = heatmap_conditions(result, self.classifier.classes, threshold)
+            used = {self.heatmap_name(Path(path), set(), result.top)} if batch["shared_name"][i] else set()
+            stem = self.heatmap_name(Path(path), used, result.top)[: -len(f".{result.top}.gradcam.png")]
+            try:
+                for condition in shown:
+                    target = self.heatmap_dir / f"{stem}.{condition}.gradcam.png"
+                    with atomic_path(target) as tmp:
+                        cam = prediction.cams[self.classifier.classes.index(condition)]
+                        Image.fromarray(overlay(pixels, cam, 0.4)).save(tmp, format="PNG")
+                    written[condition] = str(self.heatmap_shown / target.name)
+            except WriteFailed as exc:  # e.g. a full disk: the driver stops the run
+                heatmap_error = str(exc)
+        return line(path, result, threshold, self.as_json, self.classifier.ood_off, untested, written), heatmap_error
 
 
 # --- the pipeline (driver) ------------------------------------------------------------------------
@@ -394,7 +401,9 @@ def _pipeline(items: list[dict], model_path: str, heatmap_name: Callable, heatma
     import ray
     import ray.data
 
-    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # lost blocks become rows, not tracebacks
+    # A lost block's photos become rows (and a Python error for one photo is its own row, see ModelActor), so
+    # what Ray Data logs at ERROR is a real failure (a crashed worker): said, not hidden.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
     before = ctx.max_errored_blocks

@@ -237,7 +237,7 @@ def test_a_batch_of_good_and_bad_files_gives_a_table_bad_files_with_reasons_and_
     assert button is not None
     # Issue 19, items 12 and 13: whole percentages, a referable-DR column, the file column pinned, the model
     # named; and the session keeps thumbnails and results, never the decoded photos.
-    percent = [c for c in good.columns if c not in ("file", "photo", "most like", "referable DR")]
+    percent = [c for c in good.columns if c not in ("file", "photo", "most like", "referable DR", "hazy view")]
     assert "referable DR" in good.columns and all(good[c].map(float.is_integer).all() for c in
                                                   [p for p in percent if good[p].dtype.kind == "f"])
     assert all(good[c].dtype.kind in "iuf" and good[c].max() <= 100 for c in percent)
@@ -247,6 +247,9 @@ def test_a_batch_of_good_and_bad_files_gives_a_table_bad_files_with_reasons_and_
     kept = app.session_state["batch"][1]
     assert len(kept) == 4 and not any(isinstance(v, np.ndarray) for r in kept for v in vars(r).values())
     assert sum(len(r.thumbnail or "") for r in kept) < 200_000
+    # Review item 2: a refused photo (perhaps a stranger's face: cat.png here) keeps no thumbnail either.
+    assert {r.name: r.thumbnail is not None for r in kept} == {"retina.png": True, "shifted.png": True,
+                                                               "cat.png": False, "notes.png": False}
 
 
 def test_a_dr_grade_model_shows_its_answer_as_a_grade(retina_png, tmp_path, monkeypatch):
@@ -422,6 +425,30 @@ def test_adding_the_second_eye_after_saving_updates_the_same_visit(app, retina_p
     next(b for b in app.button if "Save this visit" in b.label).click()
     app.run()
     assert [len(v.eyes) for v in History().visits()] == [2, 1]
+
+
+def test_updating_a_visit_deleted_meanwhile_saves_it_anew_and_never_touches_another_visit(app, retina_png):
+    """Review item 1: the saved visit deleted on the History page and another visit saved (which took its id),
+    "Update the saved visit" rewrote that other visit."""
+    from clarityx.screening.history import EyeRecord, History, Visit
+
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    next(b for b in app.button if "Save this visit" in b.label).click()
+    app.run()
+    (mine,) = History().visits()
+    History().delete(mine.id)
+    other_id = History().save(Visit(mine.taken_at, "someone else's", "v", [EyeRecord("left", "rejected", "too dark")]))
+    upload(app, 1, "left.png", png_bytes(np.roll(skimage.data.retina(), 60, axis=1)))
+    next(b for b in app.button if b.label == "Update the saved visit").click()
+    app.run()
+    assert not app.exception
+    visits = {v.id: v for v in History().visits()}
+    assert len(visits) == 2 and visits[other_id].model_name == "someone else's"
+    assert [e.side for e in visits[other_id].eyes] == ["left"]
+    (new,) = [v for v in visits.values() if v.id != other_id]
+    assert [e.side for e in new.eyes] == ["right", "left"]
+    assert any("had been deleted" in m.value and "saved as a new visit" in m.value for m in app.success)
 
 
 def test_a_refused_photo_is_named_not_shown_and_not_kept(app, retina_png):

@@ -141,3 +141,30 @@ def test_an_untested_model_says_so_and_a_flagged_normal_eye_gets_the_dr_heat_map
     assert "1 of the named files or folders does not exist" in err
     code, out, _ = run_cli(["predict", str(tmp_path / "a.jpg"), "--model", str(model), "--json"], capsys)
     assert json.loads(out)["untested"] is False and json.loads(out)["heatmap"] is None
+
+
+def test_which_heat_maps_are_drawn_is_one_rule_on_the_results_own_referable_score():
+    """Review item 9: the rule (the top answer's map, and diabetic retinopathy's when referable DR is flagged under
+    another top answer) was copied in the CLI and the Ray actor; it is one helper now, and its flag is the result's
+    own referable score (a grade layer's), not the DR class's probability."""
+    import inspect
+
+    from clarityx import cli, scale
+    from clarityx.screening.heatmap import heatmap_conditions
+    from clarityx.screening.pipeline import Result
+
+    classes = ["normal", "diabetic_retinopathy", "glaucoma"]
+    ranked = [("normal", 0.8), ("diabetic_retinopathy", 0.15), ("glaucoma", 0.05)]
+    assert heatmap_conditions(Result("ok", ranked=ranked, referable_score=0.6), classes, 0.3) == \
+        ["normal", "diabetic_retinopathy"]  # the grade layer flags it, though P(DR) is under the threshold
+    # P(DR) is over this threshold, the grade layer's score is not: not flagged
+    assert heatmap_conditions(Result("ok", ranked=ranked, referable_score=0.1), classes, 0.12) == ["normal"]
+    assert heatmap_conditions(Result("ok", ranked=ranked, referable_score=0.6), classes, None) == ["normal"]
+    assert heatmap_conditions(Result("ok", ranked=ranked, referable_score=0.6), ["normal", "glaucoma"], 0.3) == \
+        ["normal"]  # no DR map to draw
+    top_dr = [("diabetic_retinopathy", 0.7), ("normal", 0.3)]
+    assert heatmap_conditions(Result("ok", ranked=top_dr, referable_score=0.7), classes, 0.3) == \
+        ["diabetic_retinopathy"]  # drawn once
+    assert heatmap_conditions(Result("rejected", "too dark"), classes, 0.3) == []
+    for source in (inspect.getsource(cli.cmd_predict), inspect.getsource(scale.ModelActor)):
+        assert "heatmap_conditions(" in source and "DIABETIC_RETINOPATHY" not in source

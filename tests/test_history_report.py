@@ -1,5 +1,6 @@
 """The local screening history (SQLite) and the report for the doctor (PDF and HTML)."""
 import io
+import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
@@ -217,15 +218,26 @@ def test_thumbnail_is_small():
 
 
 def test_batch_csv_keeps_every_file_with_its_probabilities_or_reason():
+    """One line per file: a graded photo with its referable score (its grade layer's, not the DR class's
+    probability), estimated DR grade and haze; a refused one with its reason and those columns empty."""
     import csv
 
-    text = batch_csv([("a.jpg", "ok", [("glaucoma", 0.7), ("normal", 0.3)], None),
-                      ("b.png", "rejected", [], "Not a fundus photo, it seems.")], ["normal", "glaucoma"],
-                     "clarityx_lite0 (2026-11-27)")
+    classes = ["normal", "diabetic_retinopathy", "cataract"]
+    text = batch_csv([("a.jpg", "ok", [("cataract", 0.6), ("normal", 0.3), ("diabetic_retinopathy", 0.1)], None,
+                       0.42, 2, True),
+                      ("c.jpg", "ok", [("normal", 0.8), ("diabetic_retinopathy", 0.15), ("cataract", 0.05)], None,
+                       None, None, False),  # a model without a grade layer: the score is P(diabetic retinopathy)
+                      ("b.png", "rejected", [], "Not a fundus photo, it seems.", None, None, None)], classes,
+                     "clarityx_lite0 (2026-11-27)", threshold=0.3)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0] == {"file": "a.jpg", "status": "ok", "top": "glaucoma", "referable_dr": "", "normal": "0.300000",
-                       "glaucoma": "0.700000", "model": "clarityx_lite0 (2026-11-27)", "message": ""}
-    assert rows[1]["status"] == "rejected" and rows[1]["normal"] == "" and "fundus" in rows[1]["message"]
+    assert rows[0] == {"file": "a.jpg", "status": "ok", "top": "cataract", "referable_dr": "yes",
+                       "referable_score": "0.420000", "dr_grade": "2", "hazy": "yes", "normal": "0.300000",
+                       "diabetic_retinopathy": "0.100000", "cataract": "0.600000",
+                       "model": "clarityx_lite0 (2026-11-27)", "message": ""}
+    assert (rows[1]["referable_dr"], rows[1]["referable_score"], rows[1]["dr_grade"], rows[1]["hazy"]) == \
+        ("no", "0.150000", "", "no")
+    assert rows[2]["status"] == "rejected" and "fundus" in rows[2]["message"]
+    assert all(rows[2][k] == "" for k in ("top", "referable_dr", "referable_score", "dr_grade", "hazy", *classes))
 
 
 def test_batch_csv_says_whether_referable_dr_is_flagged():
@@ -255,16 +267,126 @@ def test_a_refused_photo_is_kept_as_its_reason_never_its_picture(tmp_path):
 def test_saving_a_visit_again_updates_it_and_deleting_takes_only_the_visit_named(tmp_path):
     """Issue 24, items 1 and 2: deleting took another visit; a second save made a second visit."""
     history = History(tmp_path / "h.sqlite3")
-    ids = [history.save(visit(0, right=0.1 * k, left=None)) for k in range(1, 4)]  # three visits, one moment
-    first = history.update(ids[0], visit(0, right=0.1, left=0.8))  # the left eye added after saving
-    assert first == ids[0] and len(history.visits()) == 3
+    saved = [visit(0, right=0.1 * k, left=None) for k in range(1, 4)]  # three visits, one moment
+    ids = [history.save(v) for v in saved]
+    uids = [v.uid for v in history.visits()]
+    assert len(set(uids)) == 3 and all(uids)
+    first = history.update(uids[0], visit(0, right=0.1, left=0.8))  # the left eye added after saving
+    assert (first.id, first.uid, first.updated) == (ids[0], uids[0], True) and len(history.visits()) == 3
     assert [e.side for e in history.visits()[0].eyes] == ["right", "left"]
     assert history.delete(ids[1]) is True
     assert [v.id for v in history.visits()] == [ids[0], ids[2]]
     assert history.delete(ids[1]) is False  # gone already: nothing else is touched
     assert [v.id for v in history.visits()] == [ids[0], ids[2]]
-    again = history.update(ids[1], visit(0))  # a visit deleted meanwhile is saved afresh, not lost
-    assert again not in ids and len(history.visits()) == 3
+    again = history.update(uids[1], visit(0))  # a visit deleted meanwhile is saved afresh, not lost
+    assert not again.updated and again.id not in ids and again.uid not in uids and len(history.visits()) == 3
+
+
+def test_updating_a_deleted_visit_never_writes_over_the_visit_that_came_after_it(tmp_path):
+    """Review item 1: ids were reused (no AUTOINCREMENT): the saved visit (the top id) deleted on the History
+    page, another visit saved, and "Update the saved visit" rewrote that other visit."""
+    history = History(tmp_path / "h.sqlite3")
+    history.save(visit(0))
+    mine = visit(1, right=0.3, left=None)
+    mine_id = history.save(mine)
+    assert mine.uid is None  # save does not change the visit it is given
+    mine_uid = next(v.uid for v in history.visits() if v.id == mine_id)
+    assert history.delete(mine_id)
+    other_id = history.save(visit(2, right=0.9, left=None))  # someone else's visit, saved after the delete
+    assert other_id > mine_id  # a deleted visit's id is never given to another visit
+    saved = history.update(mine_uid, visit(1, right=0.3, left=0.4))
+    assert not saved.updated and saved.id not in (mine_id, other_id)
+    other = next(v for v in history.visits() if v.id == other_id)
+    assert [e.side for e in other.eyes] == ["right"] and other.eyes[0].probabilities["glaucoma"] == pytest.approx(0.9)
+    assert len(history.visits()) == 3
+
+
+def test_a_visit_saved_with_a_uid_keeps_it_and_save_and_update_share_one_insert(tmp_path):
+    import inspect
+
+    history = History(tmp_path / "h.sqlite3")
+    history.save(Visit(T0, "m", "v", visit(0).eyes, uid="abc123"))
+    assert history.visits()[0].uid == "abc123"
+    assert history.update("abc123", visit(3)).updated and len(history.visits()) == 1
+    source = inspect.getsource(History)
+    assert source.count("INSERT INTO visit ") == 1 and source.count("INSERT INTO eye ") == 1
+
+
+def version_1_file(path) -> None:
+    """A history file as ClarityX wrote it before review item 1 (schema 1): reused ids, and a refused photo
+    saved with its thumbnail."""
+    from clarityx.screening.history import MIGRATIONS
+
+    face = thumbnail_png(np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8))
+    good = thumbnail_png(synthetic_fundus(200, seed=1))
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+        for vid in (1, 2, 3):
+            db.execute("INSERT INTO visit (id, taken_at, model_name, model_version) VALUES (?, ?, 'm', 'v')",
+                       (vid, (T0 + timedelta(days=vid)).isoformat()))
+            db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
+                       "VALUES (?, 'right', 'ok', NULL, ?, ?)",
+                       (vid, json.dumps({"normal": 0.9, "glaucoma": 0.1}), good))
+        db.execute("INSERT INTO eye (visit_id, side, status, message, probabilities, thumbnail) "
+                   "VALUES (2, 'left', 'rejected', 'Not a fundus photograph.', NULL, ?)", (face,))
+        db.execute("DELETE FROM visit WHERE id = 3")  # (its eye stays: foreign keys are off in this connection)
+        db.execute("DELETE FROM eye WHERE visit_id = 3")
+    return face
+
+
+def test_an_old_file_is_upgraded_whole_its_ids_never_reused_and_refused_thumbnails_scrubbed(tmp_path,
+                                                                                            insecure_sqlite):
+    """Review items 1 and 2: the upgrade keeps every visit and eye, gives each visit a uid, ids are not reused
+    afterwards, and a refused photo saved before refused photos were kept as their reason loses its thumbnail,
+    from the table and from the file's free pages (vacuumed once)."""
+    path = tmp_path / "old.sqlite3"
+    face = version_1_file(path)
+    history = History(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert "AUTOINCREMENT" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'visit'").fetchone()[0]
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    visits = history.visits()
+    assert [v.id for v in visits] == [1, 2] and [len(v.eyes) for v in visits] == [1, 2]
+    assert len({v.uid for v in visits}) == 2 and all(len(v.uid) == 32 for v in visits)
+    right, left = visits[1].eyes
+    assert right.thumbnail.startswith(b"\x89PNG") and left.status == "rejected" and left.thumbnail is None
+    assert left.message == "Not a fundus photograph."
+    assert face not in path.read_bytes()  # not left behind in a free page either
+    assert history.delete(2)
+    assert history.save(visit(9)) == 3  # the top id deleted: the next visit gets a new one
+    assert history.delete(3)
+    assert history.save(visit(10)) == 4
+
+
+@pytest.fixture
+def insecure_sqlite(monkeypatch):
+    """SQLite as some builds have it: deleted content left in free pages unless secure_delete is asked for
+    (this one's build has it on by default)."""
+    import clarityx.screening.history as module
+
+    real = sqlite3.connect
+
+    def insecure_by_default(*args, **kwargs):
+        db = real(*args, **kwargs)
+        db.execute("PRAGMA secure_delete = OFF")
+        return db
+
+    monkeypatch.setattr(module.sqlite3, "connect", insecure_by_default)
+
+
+def test_deleted_visits_are_overwritten_on_disk(tmp_path, insecure_sqlite):
+    """Review item 2: a deleted visit's thumbnails must not linger in the file's free pages, whatever the
+    SQLite build's default."""
+    path = tmp_path / "h.sqlite3"
+    history = History(path)
+    mine = visit(0, right=0.2, left=None)
+    mine.eyes.append(EyeRecord("left", "rejected", "MARKER: a reason no other row has"))
+    history.save(mine)
+    traces = [b"MARKER: a reason no other row has", mine.eyes[0].thumbnail[64:128]]  # (a thumbnail spans pages)
+    assert all(t in path.read_bytes() for t in traces)
+    history.delete_all()
+    assert not any(t in path.read_bytes() for t in traces)
 
 
 def test_every_visit_in_the_delete_picker_has_its_own_name():

@@ -76,3 +76,52 @@ def test_a_missing_statistics_file_is_said_loudly_not_silently_skipped(tmp_path,
         assert not at.exception
         shown = [w.value for w in at.warning if "check off" in w.value]
         assert bool(shown) == warned and all(ood_path(model).name in w for w in shown)
+
+
+def test_a_missing_statistics_file_is_said_in_the_sidebar_and_the_visit_report(tmp_path, monkeypatch, retina_png):
+    """Review item 6: "the out-of-distribution check is off" was said only on the Model page; the sidebar (beside
+    the untested-model note) and the visit report's caveat say it too, in the same words (one helper)."""
+    import os
+
+    import pytest
+    from streamlit.delta_generator import DeltaGenerator
+    from streamlit.testing.v1 import AppTest
+
+    import app_pages.shared as shared
+    from clarityx.screening.card import card_path
+    from clarityx.screening.engine import CardedModel, default_model_path, onnx_path
+    from clarityx.screening.ood import ood_off_warning, ood_path
+
+    bundled = onnx_path(default_model_path())
+    if not bundled.is_file():
+        pytest.skip("no bundled ONNX graph")
+    model = tmp_path / "no_stats.onnx"
+    os.symlink(bundled.resolve(), model)  # the same graph and card, without its statistics file
+    card_path(model).write_bytes(card_path(bundled).read_bytes())
+    warning = ood_off_warning(CardedModel(model).ood_off)
+    assert warning.startswith("Safety check off: The out-of-distribution check is OFF")
+    assert ood_off_warning(None) is None
+
+    served = {}
+    real = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        served[label] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    monkeypatch.setenv("CLARITYX_HISTORY", str(tmp_path / "history.sqlite3"))
+    monkeypatch.setattr(shared, "available_models", lambda: [])  # no picker: the session uses $CLARITYX_MODEL
+    for used, warned in ((model, True), (bundled, False)):
+        monkeypatch.setenv("CLARITYX_MODEL", str(used))
+        shared._loader.clear()
+        served.clear()
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
+        at.run()
+        assert [w.value for w in at.sidebar.warning if "check off" in w.value] == ([warning] if warned else [])
+        at.get("file_uploader")[0].set_value(("retina.png", retina_png.read_bytes(), "image/png"))
+        at.run()
+        assert not at.exception
+        html = next(data for label, data in served.items() if "HTML" in label)()
+        assert ("Safety check off" in html and ood_path(model).name in html) == warned
+    shared._loader.clear()

@@ -384,3 +384,27 @@ def test_resume_from_another_folder_finds_the_rows_by_the_rule(tmp_path, monkeyp
     monkeypatch.chdir(archive / "left")  # from left/ the row leads to left/a.jpg: that one only
     assert {i["path"] for i in scale.plan(scale.list_photos([str(archive)]), scale.already_done(results))} == \
         {str(paths[1]), str(paths[2])}
+
+
+def test_a_python_error_for_one_photo_is_its_error_row_not_the_loss_of_its_block(photos, tmp_path):
+    """Review item 4: the model actor caught only WriteFailed, so a Python bug for one photo dropped its whole
+    block (and the photo was later said to have "crashed"). The actor is called here as Ray would call it,
+    without Ray: the bug (here in naming a heat map) gives that photo an error row as the single-process engine
+    does, and its neighbours their answers."""
+    model = str(default_model_path().resolve())
+    listed = photos[:3]
+
+    def heatmap_name(path: Path, used: set[str], condition: str | None = None) -> str:
+        if path == listed[1]:
+            raise ValueError("a bug for this photo only")
+        return cli.heatmap_name(path, used, condition)
+
+    items = scale.plan(listed)
+    batch = {key: np.array([item[key] for item in items]) for key in items[0]}
+    batch = scale.prepare_batch(batch, model, as_json=True)
+    out = scale.ModelActor(model, str(tmp_path / "h"), heatmap_name, as_json=True)(batch)
+    rows = [json.loads(text) for text in out["line"]]
+    assert [r["path"] for r in rows] == [str(p) for p in listed]
+    assert rows[1]["status"] == "error" and rows[1]["message"] == "ValueError: a bug for this photo only"
+    assert rows[0]["status"] == rows[2]["status"] == "ok" and rows[0]["heatmap"] and rows[2]["heatmap"]
+    assert list(out["heatmap_error"]) == ["", "", ""]

@@ -214,3 +214,73 @@ def test_two_sessions_cannot_both_start_a_run(home, dataset):
         holder.kill()
         holder.wait()
     assert job.state() is None and not job.running()  # nothing was started by either refused call
+
+
+def test_the_end_of_a_run_never_writes_its_record_over_a_stop_or_start_in_progress(home):
+    """Review item 5: clearing the process of an ended run read and rewrote job.json without the lock, so it could
+    write an old record over the one a stop (or start) had just written. It takes the lock now, and only clears a
+    record that is still that run's: its token and its process id."""
+    import clarityx.retrain as retrain
+
+    workdir = home / "user" / "training"
+    workdir.mkdir(parents=True)
+    state_file = workdir / "job.json"
+    record = {"pid": 4242, "token": "a" * 32, "process_start": "1", "name": "mine", "progress": "", "log": ""}
+    state_file.write_text(json.dumps(record))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+                               "fcntl.flock(f.fileno(), fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+                               str(workdir / "job.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # a stop is rewriting the record right now
+        retrain.clear_process(state_file, record["token"], record["pid"])
+        assert json.loads(state_file.read_text()) == record  # left to the stop, not written over
+    finally:
+        holder.kill()
+        holder.wait()
+    retrain.clear_process(state_file, record["token"], 999999)  # the record names another process: not its own
+    assert json.loads(state_file.read_text()) == record
+    retrain.clear_process(state_file, "b" * 32, record["pid"])  # another run's token
+    assert json.loads(state_file.read_text()) == record
+    retrain.clear_process(state_file, record["token"], record["pid"])
+    cleared = json.loads(state_file.read_text())
+    assert "pid" not in cleared and "process_start" not in cleared and cleared["name"] == "mine" and cleared["ended"]
+
+
+def test_stop_after_a_run_failed_says_failed_and_keeps_its_log(home):
+    """Review item 5: Stop pressed after the run had failed wrote "stopped" over it and deleted its log, so the
+    page no longer said why it failed."""
+    workdir = home / "user" / "training"
+    staging = workdir / "staging"
+    staging.mkdir(parents=True)
+    (staging / "train.log").write_text("epoch 1\nValueError: the dataset has one class only\n")
+    (staging / "progress.json").write_text(json.dumps({"stage": "failed", "returncode": 1}))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # the run's process is gone
+    (workdir / "job.json").write_text(json.dumps({
+        "pid": ended.pid, "token": "c" * 32, "process_start": "1", "name": "broken",
+        "progress": str(staging / "progress.json"), "log": str(staging / "train.log")}))
+    job = TrainingJob(workdir, home / "models")
+    assert job.stop() == "failed"
+    assert (staging / "train.log").is_file()
+    report = job.progress()
+    assert report["stage"] == "failed" and report["returncode"] == 1 and "pid" not in job.state()
+    assert "one class only" in report["log_tail"]
+    (staging / "progress.json").unlink()  # a run that died before train.py wrote a word: failed too
+    assert job.stop() == "failed" and (staging / "train.log").is_file() and job.progress()["stage"] == "failed"
+
+
+def test_a_name_taken_in_any_model_folder_is_refused(home, dataset, monkeypatch):
+    """Review item 7: only the user's models folder was checked, not the checkout's models/ the app lists too."""
+    import clarityx.retrain as retrain
+    from clarityx.screening import settings
+
+    checkout = home / "checkout_models"
+    checkout.mkdir()
+    (checkout / "bundled.card.json").write_text(json.dumps({"name": "bundled"}))
+    monkeypatch.setattr(settings, "model_folders", lambda: [checkout, home / "models"])
+    monkeypatch.setattr(retrain, "missing_training_packages", lambda: [])
+    allow_root(home / "datasets")
+    job = TrainingJob(home / "user" / "training", home / "models")
+    with pytest.raises(RetrainRefused, match="bundled is installed already"):
+        job.start(dataset, "bundled", TINY)
+    assert job.state() is None

@@ -28,3 +28,21 @@ def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
     blended = cv2.addWeighted(rgb, 1 - alpha, colour, alpha, 0)
     return np.where(fov_mask(rgb)[..., None], blended, rgb)
+
+
+def heatmap_conditions(result, classes, threshold: float | None) -> list[str]:
+    """The conditions whose heat maps are drawn for a graded photo (``clarityx predict --heatmap-dir`` on either
+    engine): its top answer's, and the diabetic-retinopathy map too when referable DR is flagged under another
+    top answer (a "normal" eye flagged: the flag's evidence). The flag is the result's own
+    (:func:`clarityx.screening.grades.referable_flag` on its ``referable_score``: a grade layer's, where the
+    model has one). Empty for a photo that was not graded."""
+    from clarityx.screening.classes import DIABETIC_RETINOPATHY
+    from clarityx.screening.grades import referable_flag
+
+    if result.status != "ok" or not result.ranked:
+        return []
+    shown = [result.top]
+    if referable_flag(dict(result.ranked), threshold, result.referable_score) \
+            and DIABETIC_RETINOPATHY in classes and result.top != DIABETIC_RETINOPATHY:
+        shown.append(DIABETIC_RETINOPATHY)
+    return shown

@@ -5,11 +5,17 @@ keeps a small thumbnail, the gate's verdict, the calibrated probabilities and th
 them. The schema is versioned (``PRAGMA user_version``) and migrated forward on open; a damaged or
 locked file gives :class:`HistoryUnavailable` with a message, and each write is one transaction, so
 a failure never takes other visits with it.
+
+Each visit has an id that is never given to another visit of the file (``AUTOINCREMENT``: a deleted
+visit's id is not reused) and a random ``uid`` that no other visit anywhere has: the Screen page keeps the
+uid of the visit it saved, so "update the saved visit" can only ever rewrite that visit. Deleted rows are
+overwritten on disk (``PRAGMA secure_delete``).
 """
 from __future__ import annotations
 
 import io
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +39,22 @@ MIGRATIONS = [  # index i brings a database from user_version i to i + 1
                       message TEXT, probabilities TEXT, thumbnail BLOB);
     CREATE INDEX eye_visit ON eye(visit_id);
     """,
+    # Ids never reused (a deleted top id was given to the next visit, and "update the saved visit" then rewrote
+    # that other visit) and a random uid per visit; refused photos saved before they were kept as their reason
+    # only lose their thumbnails (the file is vacuumed once afterwards, see History.__init__). Run with the
+    # foreign keys off: dropping the old table must not cascade to the eyes.
+    """
+    CREATE TABLE visit_new (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE,
+                            taken_at TEXT NOT NULL, model_name TEXT NOT NULL, model_version TEXT NOT NULL,
+                            note TEXT NOT NULL DEFAULT '');
+    INSERT INTO visit_new (id, uid, taken_at, model_name, model_version, note)
+        SELECT id, lower(hex(randomblob(16))), taken_at, model_name, model_version, note FROM visit;
+    DROP TABLE visit;
+    ALTER TABLE visit_new RENAME TO visit;
+    UPDATE eye SET thumbnail = NULL WHERE status != 'ok';
+    """,
 ]
+SCRUBBED_AT = 2  # the schema version from which refused photos keep no thumbnail: an older file is vacuumed once
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -93,6 +114,21 @@ class Visit:
     model_version: str
     eyes: list[EyeRecord] = field(default_factory=list)
     id: int | None = None
+    uid: str | None = None                      # random, unique to this visit (new_uid); given when saved
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What :meth:`History.update` did: the visit's id and uid now, and whether the visit was there to
+    update (False: it had been deleted, so it was saved as a new visit, under a new id and uid)."""
+    id: int
+    uid: str
+    updated: bool
+
+
+def new_uid() -> str:
+    """A visit's uid: 128 random bits, never another visit's."""
+    return secrets.token_hex(16)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -107,20 +143,46 @@ class History:
         self.path = Path(path) if path else default_history_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise HistoryUnavailable(
-                        f"{self.path} was written by a newer ClarityX (schema {version}); update ClarityX "
-                        "to read it. It has not been changed.")
-                for step in range(version, SCHEMA_VERSION):
-                    db.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version = {step + 1}; COMMIT;")
+            db = self._connect()
+            try:
+                self._migrate(db)
+            finally:
+                db.close()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._unavailable(exc) from exc
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryUnavailable(
+                f"{self.path} was written by a newer ClarityX (schema {version}); update ClarityX "
+                "to read it. It has not been changed.")
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("PRAGMA foreign_keys = OFF")  # a table rebuilt must not take its rows' eyes with it
+        for step in range(version, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")  # one step at a time, each whole or not at all
+            try:
+                if db.execute("PRAGMA user_version").fetchone()[0] == step:  # not done meanwhile by another app
+                    for statement in filter(str.strip, MIGRATIONS[step].split(";")):
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {step + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        problems = db.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise sqlite3.DatabaseError(f"{len(problems)} eyes belong to no visit after the upgrade")
+        db.execute("PRAGMA foreign_keys = ON")
+        if 0 < version < SCRUBBED_AT:
+            db.execute("VACUUM")  # once: the thumbnails of refused photos are gone from the file's free pages too
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
         db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")  # a deleted visit (its thumbnails) is overwritten, not left behind
         return db
 
     def _unavailable(self, exc: Exception) -> HistoryUnavailable:
@@ -162,41 +224,45 @@ class History:
             return out
         return self._run(run)
 
-    def save(self, visit: Visit) -> int:
-        """Store a visit (one transaction) and return its id. A refused eye keeps no picture."""
-        def work(db):
-            cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
-                             (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version))
-            self._insert_eyes(db, cur.lastrowid, visit)
-            return cur.lastrowid
-        return self._transaction(work)
+    @classmethod
+    def _insert(cls, db: sqlite3.Connection, visit: Visit, uid: str) -> int:
+        """The one INSERT of a visit (with its eyes) that saving and updating share; returns its id."""
+        cur = db.execute("INSERT INTO visit (uid, taken_at, model_name, model_version) VALUES (?, ?, ?, ?)",
+                         (uid, _utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version))
+        cls._insert_eyes(db, cur.lastrowid, visit)
+        return cur.lastrowid
 
-    def update(self, visit_id: int, visit: Visit) -> int:
-        """Replace the saved visit ``visit_id`` with ``visit`` (its time, model and eyes), in one transaction,
-        and return its id. A visit deleted meanwhile is saved afresh (under a new id, which is returned)."""
+    def save(self, visit: Visit) -> int:
+        """Store a visit (one transaction) under ``visit.uid`` (a new uid when it has none) and return its id.
+        A refused eye keeps no picture."""
+        return self._transaction(lambda db: self._insert(db, visit, visit.uid or new_uid()))
+
+    def update(self, uid: str, visit: Visit) -> Saved:
+        """Replace the saved visit whose uid is ``uid`` with ``visit`` (its time, model and eyes), in one
+        transaction. Only that visit can be touched: a uid is never another visit's. A visit deleted meanwhile
+        is saved as a new visit (a new id and uid; ``updated`` False), never written over another one."""
         def work(db):
-            cur = db.execute("UPDATE visit SET taken_at = ?, model_name = ?, model_version = ? WHERE id = ?",
-                             (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version, visit_id))
-            if cur.rowcount == 0:
-                cur = db.execute("INSERT INTO visit (taken_at, model_name, model_version) VALUES (?, ?, ?)",
-                                 (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version))
-                target = cur.lastrowid
-            else:
-                target = visit_id
-                db.execute("DELETE FROM eye WHERE visit_id = ?", (target,))
-            self._insert_eyes(db, target, visit)
-            return target
+            row = db.execute("SELECT id FROM visit WHERE uid = ?", (uid,)).fetchone()
+            if row is None:
+                fresh = new_uid()
+                return Saved(self._insert(db, visit, fresh), fresh, updated=False)
+            db.execute("UPDATE visit SET taken_at = ?, model_name = ?, model_version = ? WHERE id = ?",
+                       (_utc(visit.taken_at).isoformat(), visit.model_name, visit.model_version, row[0]))
+            db.execute("DELETE FROM eye WHERE visit_id = ?", (row[0],))
+            self._insert_eyes(db, row[0], visit)
+            return Saved(row[0], uid, updated=True)
         return self._transaction(work)
 
     def visits(self, side: str | None = None) -> list[Visit]:
         """Every visit, oldest first; with ``side``, only visits with that eye (and only that eye)."""
         def work(db):
-            rows = db.execute("SELECT v.id, v.taken_at, v.model_name, v.model_version, e.side, e.status, "
+            rows = db.execute("SELECT v.id, v.uid, v.taken_at, v.model_name, v.model_version, e.side, e.status, "
                               "e.message, e.probabilities, e.thumbnail FROM visit v LEFT JOIN eye e "
                               "ON e.visit_id = v.id ORDER BY v.taken_at, v.id, e.side DESC").fetchall()
             out: dict[int, Visit] = {}
-            for vid, taken, name, version, eye_side, status, message, probs, thumb in rows:
-                visit = out.setdefault(vid, Visit(_utc(datetime.fromisoformat(taken)), name, version, id=vid))
+            for vid, uid, taken, name, version, eye_side, status, message, probs, thumb in rows:
+                visit = out.setdefault(vid, Visit(_utc(datetime.fromisoformat(taken)), name, version, id=vid,
+                                                  uid=uid))
                 if eye_side is not None and side in (None, eye_side):
                     visit.eyes.append(EyeRecord(eye_side, status, message,
                                                 json.loads(probs) if probs else None, thumb))

@@ -70,3 +70,20 @@ def ood_check_off(model_path: str | Path, limit: float | None) -> str | None:
     return (f"the out-of-distribution check is OFF: {stats.name} is missing beside {Path(model_path).name}, so "
             "photos unlike anything the model was trained on are not refused and get an answer anyway. Put the "
             "model's .ood.npz back beside it (it is written by train.py and copied by clarityx export).")
+
+
+def model_ood_off(model_path: str | Path, card) -> str | None:
+    """:attr:`clarityx.screening.engine.CardedModel.ood_off` of the model at ``model_path`` with this card, read
+    without loading the model (the sidebar asks before the model has loaded)."""
+    if ood_path(model_path).is_file():
+        return None
+    return ood_check_off(model_path, card.gate_settings.max_ood_distance)
+
+
+def ood_off_warning(ood_off: str | None) -> str | None:
+    """The warning said wherever a person reads a model's answers while its out-of-distribution check is off (the
+    Model page, the sidebar beside the untested-model note, the visit report's caveat); None when it is on.
+    ``ood_off``: the model's :attr:`~clarityx.screening.engine.CardedModel.ood_off`."""
+    if not ood_off:
+        return None
+    return "Safety check off: " + ood_off[0].upper() + ood_off[1:]
