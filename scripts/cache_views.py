@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def photo_lists(split_csv: str, data: str, cache_dir: str = ".cache") -> dict[str, list[str]]:
+def photo_lists(split_csv: str, data: str, cache_dir: str = ".cache", idrid: str | None = None) -> dict[str, list[str]]:
     from clarityx.data.external import find_outside, read_outside
     from clarityx.data.split import read_split
 
@@ -31,17 +31,17 @@ def photo_lists(split_csv: str, data: str, cache_dir: str = ".cache") -> dict[st
         photos = [p for ps in read_outside(outside).values() for p in ps]
         lists["outside"] = [str(p.path) for p in photos]
         lists["originals"] = [str(p.original) for p in photos if p.original is not None]
-    lists.update(answer_check_lists(data, cache_dir))
+    lists.update(answer_check_lists(data, cache_dir, idrid))
     return lists
 
 
-def answer_check_lists(data: str, cache_dir: str = ".cache") -> dict[str, list[str]]:
+def answer_check_lists(data: str, cache_dir: str = ".cache", idrid_root: str | None = None) -> dict[str, list[str]]:
     """The sets that check one answer each (view 0 only, but IDRiD's training part, which is fitted on):
     IDRiD (fetched; graded DR), CSDI (cataract haze), real front-of-eye photos as taken and as circular crops."""
-    from clarityx.data.external import circle_files, FETCHED, read_csdi, read_front_of_eye, read_idrid
+    from clarityx.data.external import circle_files, read_csdi, read_front_of_eye, read_idrid
 
     lists = {}
-    idrid = read_idrid(FETCHED / "idrid")
+    idrid = read_idrid(idrid_root) if idrid_root else []
     if idrid:
         lists["idrid"] = [str(p.path) for p in idrid]
         lists["idrid_train"] = [str(p.path) for p in idrid if p.part == "train"]
@@ -62,6 +62,8 @@ def cache_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--contrast", default="clahe")
     p.add_argument("--cache-dir", default=".cache")
+    p.add_argument("--idrid", help="IDRiD's download as the fit reads it (scripts/fetch_outside.sh: ../fetched/"
+                                   "idrid_quarter, decoded at a quarter of its 4288 px); also cached")
     p.add_argument("--seed", type=int, default=0, help="seed of the random views")
     p.add_argument("--variant", default="lite2",
                    help="the EfficientNet-Lite backbone: lite2 (the bundled model's) | lite1 | lite0")
@@ -85,7 +87,7 @@ def main() -> int:
     from clarityx.training.views import cache_features
 
     backbone = frozen_backbone(args)
-    lists = photo_lists(args.split, args.data, args.cache_dir)
+    lists = photo_lists(args.split, args.data, args.cache_dir, args.idrid)
     for view in args.views:
         for name in (["all", "outside", "originals", "idrid", "csdi", "front_of_eye", "front_of_eye_circles"]
                      if view == 0 else ["train", "idrid_train"]):

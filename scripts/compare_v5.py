@@ -76,7 +76,7 @@ def main() -> int:
     from sklearn.metrics import f1_score, roc_auc_score
 
     from clarityx.data.datasets import CLASSES
-    from clarityx.data.external import (FETCHED, read_csdi, read_front_of_eye, read_idrid, find_outside,
+    from clarityx.data.external import (read_csdi, read_front_of_eye, read_idrid, find_outside,
                                         read_outside)
     from clarityx.data.split import read_split
     from clarityx.screening.calibration import apply_temperature
@@ -89,7 +89,7 @@ def main() -> int:
 
     classes = list(CLASSES)
     cat, gl, nor, dr = (classes.index(c) for c in ("cataract", "glaucoma", "normal", "diabetic_retinopathy"))
-    lists = photo_lists(args.split, args.data, args.cache_dir)
+    lists = photo_lists(args.split, args.data, args.cache_dir, args.idrid)
     backbone = frozen_backbone(args)
 
     def feats(name, view=0):
@@ -100,7 +100,7 @@ def main() -> int:
 
     samples = read_split(args.split).samples
     outside = [q for qs in read_outside(find_outside(args.data)).values() for q in qs]
-    idrid = read_idrid(FETCHED / "idrid")
+    idrid = read_idrid(args.idrid)
     csdi = read_csdi(Path(args.data) / "external" / "csdi")
     foe = read_front_of_eye(Path(args.data) / "external" / "front_of_eye")
     f_all, f_out, f_idrid = feats("all"), feats("outside"), feats("idrid")

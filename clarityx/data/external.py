@@ -87,9 +87,7 @@ def read_outside(external: str | Path) -> dict[str, list[OutsidePhoto]]:
             if (external / name / "labels.csv").is_file()}
 
 
-# --- Sets that are fetched (scripts/fetch_outside.sh) or that check one answer each ----------------------------
-# Fetched sets live outside the repository; the recipe keeps them in ``fetched/`` beside the checkout.
-FETCHED = Path(__file__).resolve().parents[2].parent / "fetched"
+# --- Sets that are fetched (scripts/fetch_outside.sh, into ../fetched) or that check one answer each -------------
 
 
 @dataclass(frozen=True)
