@@ -67,6 +67,23 @@ def screen_all(files) -> list[Screened]:
     return out
 
 
+# Short column headings, so that six conditions fit on the page without sideways scrolling (the full name
+# is the column's help, shown on hover); a class not listed here is headed by its label.
+SHORT = {"normal": "normal", "cataract": "cataract", "diabetic_retinopathy": "DR", "glaucoma": "glaucoma",
+         "age_related_macular_degeneration": "AMD", "pathological_myopia": "myopia",
+         **{f"dr_grade_{g}": f"grade {g}" for g in range(5)}}
+# Column widths in pixels: each heading fits whole with the sort arrow ("↓ glaucoma", "↓ DR flag"), and the
+# eleven columns of a six-condition model (file, photo, most like, DR flag, hazy, six conditions) add up to
+# under 950 px, the wide page's width beside the sidebar on a 1366-pixel laptop screen.
+WIDTHS = {"file": 110, "photo": 65, "most like": 92, "referable DR": 85, "DR grade": 85, "hazy view": 70}
+CONDITION_WIDTH = 88
+SHOWN_ROWS = 20  # every row in view up to 20, then the table scrolls
+
+
+def short(c: str) -> str:
+    return SHORT.get(c, label(c))
+
+
 def table(results: list[Screened], classes: list[str], threshold: float | None) -> list[dict]:
     """The graded photos: whole percentages (the model is not more precise than that), the referable-DR flag."""
     rows = []
@@ -74,7 +91,7 @@ def table(results: list[Screened], classes: list[str], threshold: float | None) 
         if r.status != "ok":
             continue
         probs = dict(r.ranked)
-        rows.append({"file": r.name, "photo": r.thumbnail, "most like": label(r.top),
+        rows.append({"file": r.name, "photo": r.thumbnail, "most like": short(r.top),
                      "referable DR": FLAG_WORDS[referable_flag(probs, threshold, r.referable_score)],
                      **({"DR grade": r.grade} if r.grade is not None else {}),
                      "hazy view": "yes" if r.hazy else "no",
@@ -82,22 +99,38 @@ def table(results: list[Screened], classes: list[str], threshold: float | None) 
     return rows
 
 
+def column_config(classes: list[str]) -> dict:
+    """Each column's heading and width: short headings for the conditions, whole percentages."""
+    return {
+        "file": st.column_config.TextColumn("file", pinned=True, width=WIDTHS["file"]),
+        "photo": st.column_config.ImageColumn("photo", width=WIDTHS["photo"]),
+        "most like": st.column_config.TextColumn("most like", width=WIDTHS["most like"],
+                                                 help="The condition the photo resembles most"),
+        "referable DR": st.column_config.TextColumn(
+            "DR flag", width=WIDTHS["referable DR"],
+            help="Possible referable diabetic retinopathy, flagged at the model card's threshold"),
+        "DR grade": st.column_config.NumberColumn("DR grade", width=WIDTHS["DR grade"],
+                                                  help="The estimated diabetic-retinopathy grade, 0-4"),
+        "hazy view": st.column_config.TextColumn("hazy", width=WIDTHS["hazy view"],
+                                                 help="The view of the retina is hazy (a clouded lens?)"),
+        **{label(c): st.column_config.NumberColumn(short(c), help=f"{label(c)}: how much the photo resembles it",
+                                                   format="%d%%", width=CONDITION_WIDTH)
+           for c in classes}}
+
+
 def results_ui(results: list[Screened], classes: list[str], model: str, threshold: float | None) -> None:
     ok = table(results, classes, threshold)
     st.subheader(f"{len(ok)} of {len(results)} photos screened")
-    st.caption(f"Model: {model}. Percentages: how much each photo resembles each condition. "
+    shortened = ", ".join(f"{short(c)}: {label(c)}" for c in classes if short(c) != label(c).lower())
+    st.caption(f"Model: {model}. Percentages: how much each photo resembles each condition"
+               + (f" ({shortened})" if shortened else "") + "; "
+               "DR flag: possible referable diabetic retinopathy; hazy: the view of the retina is hazy. "
                "Click a column's heading to sort by it.")
     if ok:
-        # Every row in view up to 20 (then it scrolls); room for the header and the horizontal scroll bar.
-        st.dataframe(ok, hide_index=True, height=min(ROW_HEIGHT * (len(ok) + 1) + 20, ROW_HEIGHT * 21 + 20),
-                     row_height=ROW_HEIGHT, column_config={
-            "file": st.column_config.TextColumn("file", pinned=True),
-            "photo": st.column_config.ImageColumn("photo", width="small"),
-            "referable DR": st.column_config.TextColumn(
-                "referable DR", help="Possible referable diabetic retinopathy, flagged at the model card's threshold"),
-            **{label(c): st.column_config.ProgressColumn(label(c), help=label(c), min_value=0, max_value=100,
-                                                         format="%d%%", width="medium")
-               for c in classes}})
+        # As tall as its rows up to 20 (no empty row under the last), then it scrolls.
+        st.dataframe(ok, hide_index=True, row_height=ROW_HEIGHT,
+                     height="content" if len(ok) <= SHOWN_ROWS else ROW_HEIGHT * (SHOWN_ROWS + 1) + 2,
+                     column_config=column_config(classes))
     bad = [r for r in results if r.status != "ok"]
     if bad:
         st.subheader(f"{len(bad)} photo{'s' if len(bad) != 1 else ''} could not be graded")

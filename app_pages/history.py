@@ -9,7 +9,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app_pages.guidance import label
-from app_pages.shared import DISCLAIMER
+from app_pages.shared import CHART_CONFIG, DISCLAIMER
 from clarityx.screening.classes import BY_KEY, NORMAL
 from clarityx.screening.history import History, HistoryUnavailable, Visit, exact_time, shown_time
 from clarityx.screening.report import png_data_uri
@@ -38,6 +38,11 @@ def default_conditions(visits: list[Visit]) -> list[str]:
             if probs and max(probs, key=probs.get) != NORMAL:
                 chosen.add(max(probs, key=probs.get))
     return [c for c in conditions_of(visits) if c in chosen]
+
+
+def graded(e) -> bool:
+    """An eye with an answer (a refused photo keeps only its reason)."""
+    return e.status == "ok" and bool(e.probabilities)
 
 
 def model_of(v: Visit) -> str:
@@ -69,7 +74,10 @@ def trend_figure(visits: list[Visit], conditions: list[str]) -> go.Figure:
     """One panel per eye; in each, one line per condition and model version (a trend across two model
     versions is not a trend: a new model starts a new line). Visits are spaced evenly and labelled with
     their local date and time; a condition keeps its colour in both panels."""
-    sides = [s for s in SIDES if any(e.side == s for v in visits for e in v.eyes)] or list(SIDES)
+    # Only graded eyes are plotted: a visit whose photos were all refused has no point on the trend, and a
+    # refused eye gets no panel of its own.
+    visits = [v for v in visits if any(graded(e) for e in v.eyes)]
+    sides = [s for s in SIDES if any(e.side == s and graded(e) for v in visits for e in v.eyes)] or list(SIDES)
     fig = make_subplots(rows=1, cols=len(sides), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"{s.capitalize()} eye" for s in sides])
     colours = {c: colour_of(c, visits) for c in conditions}
@@ -133,7 +141,13 @@ def eye_summary(e) -> str:
 def visit_name(v: Visit) -> str:
     """A visit as the delete picker names it: its local time to the second, each eye with its top answer,
     and the model."""
-    eyes = "; ".join(eye_summary(e) for e in v.eyes) or "no eyes"
+    if v.eyes and not any(graded(e) for e in v.eyes):
+        # Not "right and left eye" as if both were screened: nothing was graded, only the reasons were kept.
+        photos = " and ".join(f"{e.side}-eye" for e in v.eyes)
+        which = "photo was" if len(v.eyes) == 1 else "photos were"
+        eyes = f"no result: the {photos} {which} refused"
+    else:
+        eyes = "; ".join(eye_summary(e) for e in v.eyes) or "no eyes"
     return f"{exact_time(v.taken_at)} — {eyes} ({model_of(v)})"
 
 
@@ -171,7 +185,7 @@ def trend_ui(visits: list[Visit]) -> None:
     default = default_conditions(visits) or every[:1]
     shown = st.multiselect("Conditions to plot", every, default=default, format_func=label, key="history_conditions")
     if shown:
-        st.plotly_chart(trend_figure(visits, shown), width="stretch")
+        st.plotly_chart(trend_figure(visits, shown), width="stretch", config=CHART_CONFIG)
 
 
 st.title("Your screening history")

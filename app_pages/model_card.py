@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.guidance import label
-from app_pages.shared import DISCLAIMER, get_classifier
+from app_pages.shared import CHART_CONFIG, DISCLAIMER, get_classifier
 from clarityx.screening.card_markdown import confusion_figure, gate_lines, test_lines
 from clarityx.screening.ood import ood_off_warning
 
@@ -108,6 +108,44 @@ def data_ui(data: dict) -> None:
         st.markdown(f"- {note}")
 
 
+# The training-runs table's columns in words (a column not listed keeps its name, spelled out).
+RUN_COLUMNS = {"run": "run", "kind": "what was trained", "validation_macro_f1": "macro-F1 (validation)",
+               "macro_f1": "macro-F1 (test)", "accuracy": "accuracy (test)",
+               "min_recall": "lowest share found of one condition (test)", "ece": "calibration error, ECE (test)",
+               "notes": "notes"}
+
+# One sentence each for the figures a specialist reads (shown beside them on the page).
+MEANINGS = {
+    "macro-F1": "Macro-F1: for each condition, a score from 0 to 1 that is high only when the model both finds "
+                "that condition and is right when it names it; the average over conditions, so a rare condition "
+                "counts as much as a common one.",
+    "ROC-AUC": "Macro ROC-AUC: how well the model's percentages rank photos with a condition above photos "
+               "without it (1 = always, 0.5 = no better than chance), averaged over conditions.",
+    "ECE": "Calibration error (ECE): how far its percentages are from how often it is right — 0.05 means a "
+           "photo given 80% is right about 75-85% of the time.",
+    "distance": "The distance test: each photo's features are compared with those of the training photos "
+                "(a Mahalanobis distance); a photo farther away than nearly all training photos is refused as "
+                "unfamiliar instead of being given an answer.",
+    "camera": "The camera probe: a simple classifier is asked to tell, from the model's features alone, which "
+              "camera (dataset) took photos of normal eyes. 0.5 means it cannot tell; near 1 means the "
+              "features carry the camera, so part of what the model learned may be the camera, not the eye.",
+}
+CAMERA_SECTION = "Does it recognise the camera?"
+# The card's limitations point to its camera probe: on this page it is the section of that name (a card
+# without the probe's figure loses the pointer).
+CAMERA_POINTER = " (see the camera probe in the card)"
+
+
+def run_rows(comparison: list[dict]) -> list[dict]:
+    """The runs a model was chosen against, with columns in words and figures rounded."""
+    return [{RUN_COLUMNS.get(k, k.replace("_", " ")): (f"{v:.3f}" if isinstance(v, float) else v)
+             for k, v in run.items()} for run in comparison]
+
+
+def limitation(text: str, probe_shown: bool) -> str:
+    return readable(text.replace(CAMERA_POINTER, f" (see “{CAMERA_SECTION}” below)" if probe_shown else ""))
+
+
 def per_class_rows(test: dict) -> list[dict]:
     return [{"condition": label(c), "found (recall)": f"{m['recall']:.0%}", "right when it said so (precision)":
              f"{m['precision']:.0%}", "F1": f"{m['f1']:.2f}", "test photos": m["support"]}
@@ -143,22 +181,35 @@ if classifier is not None:
         cols[2].metric("Macro ROC-AUC", "–" if auc is None else f"{auc:.2f}")
         cols[3].metric("Calibration error (ECE)", f"{test['ece']:.2f}")
         st.dataframe(per_class_rows(test), hide_index=True)
+        st.caption(" ".join(MEANINGS[k] for k in ("macro-F1", "ROC-AUC", "ECE")))
         fig = confusion_figure(test, card.classes)
+        names = [label(c) for c in card.classes]  # the conditions as people name them, not internal keys
+        fig.update_traces(x=names, y=names, hovertemplate="true: %{y}<br>predicted: %{x}<br>%{z} photos<extra></extra>")
         fig.update_layout(height=420)
-        st.plotly_chart(fig, width="stretch")
+        st.plotly_chart(fig, width="stretch", config=CHART_CONFIG)
         rest = test_lines(test, card.classes)
         st.markdown(readable("\n".join(rest[rest.index("Per source:") if "Per source:" in rest else len(rest):])))
     gate = gate_lines(card.gate)
     if gate:
         st.subheader("The gate (photos it refuses)")
         st.markdown(readable("\n".join(gate)))
+        st.caption(MEANINGS["distance"])
     if card.comparison:
         with st.expander("Training runs it was chosen against"):
-            st.dataframe([{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in run.items()}
-                          for run in card.comparison], hide_index=True)
+            st.dataframe(run_rows(card.comparison), hide_index=True)
+            st.caption(" ".join(MEANINGS[k] for k in ("macro-F1", "ECE")))
     st.subheader("Training data")
     data_ui(card.data)
+    probe = card.metrics.get("camera_probe_test_normal_eyes")
+    probe_shown = isinstance(probe, dict) and probe.get("balanced_accuracy") is not None
     st.subheader("Limits")
     for item in card.limitations:
-        st.markdown(f"- {readable(item)}")
+        st.markdown(f"- {limitation(item, probe_shown)}")
+    if probe_shown:
+        st.subheader(CAMERA_SECTION)
+        counts = ", ".join(f"{n:,} {SOURCES.get(k, k)}" for k, n in probe.items()
+                           if k not in ("n", "balanced_accuracy") and isinstance(n, int))
+        st.markdown(f"On {probe.get('n', 0):,} test photos of normal eyes ({counts}), the camera was told apart "
+                    f"{probe['balanced_accuracy']:.0%} of the time (balanced: 50% would mean it cannot tell).")
+        st.caption(MEANINGS["camera"])
 st.caption(DISCLAIMER)

@@ -31,19 +31,32 @@ def job() -> TrainingJob:
 
 
 @st.cache_data(show_spinner="Auditing the dataset…", max_entries=4)
-def audit_of(folder: str) -> dict:
+def audit_of(folder: str, group_pattern: str | None = None) -> dict:
+    """The audit in figures (``group_pattern``: the patient pattern given on the page; None: the default and
+    the common namings)."""
     from clarityx.data.audit import audit
-    from clarityx.data.datasets import load_datasets
+    from clarityx.data.datasets import EYE_PAIR_PATTERN, load_datasets
 
-    samples, _ = load_datasets([folder], None)
+    samples, _ = load_datasets([folder], None, group_pattern or EYE_PAIR_PATTERN)
     report = audit(samples, root=folder)
     return {"summary": report.summary(), "photos": report.files, "patients": report.patients,
+            "patients_line": report.patients_line(),
             "near_duplicate_groups": len(report.near_duplicate_groups),
             "conflicting_groups": len(report.conflicting_groups)}
 
 
 def expected_test_photos(photos: int) -> int:
     return int(photos * TEST_SHARE)
+
+
+def photos_needed() -> int:
+    """The photos to advise: enough that the test share holds :data:`MIN_TEST_PHOTOS` with a little room (the
+    split keeps patients and copies whole, so the test part can come out a few photos short of its share),
+    rounded up to a hundred."""
+    n = math.ceil(MIN_TEST_PHOTOS * 1.05 / TEST_SHARE)
+    n = math.ceil(n / 100) * 100
+    assert expected_test_photos(n) >= MIN_TEST_PHOTOS
+    return n
 
 
 def margin(n: int) -> float:
@@ -65,10 +78,13 @@ def size_ui(photos: int) -> None:
                "(more while other programs are busy). You can keep using ClarityX meanwhile.")
     n = expected_test_photos(photos)
     if n < MIN_TEST_PHOTOS:
+        need = photos_needed()
         st.warning(f"**This dataset is too small to measure a model on.** About {n} of its {photos} photos would "
                    f"be held out to test the new model: any accuracy measured on them is uncertain by about "
                    f"±{margin(n):.0%}, so you could not tell a useful model from a useless one. Use at least "
-                   f"{int(MIN_TEST_PHOTOS / TEST_SHARE):,} photos, with many of each class.")
+                   f"{need:,} photos, with many of each class: {TEST_SHARE:.0%} of them, about "
+                   f"{expected_test_photos(need)}, are then held out for the test, over the {MIN_TEST_PHOTOS} "
+                   "it needs.")
 
 
 def test_figures(card) -> tuple[str, bool]:
@@ -241,10 +257,23 @@ folder = st.text_input("Dataset folder", key="retrain_folder")
 if folder:
     try:
         path = confine(folder)
-        info = audit_of(str(path))
+        with st.expander("Patient ids in the file names"):
+            pattern = st.text_input(
+                "Pattern of your file names (a regular expression; its first bracketed group is the patient)",
+                key="retrain_group_pattern", placeholder=r"e.g. Patient(\d+) for c1_Patient001_L.jpg",
+                help="Left empty, ClarityX recognises names like 123_left.jpg, Patient001_L.jpg and 0042_OD.jpg. "
+                     "It is passed to training as --group-pattern.").strip()
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                st.error(f"That pattern is not a valid regular expression ({exc}); the common namings are used.")
+                pattern = ""
+        info = audit_of(str(path), pattern or None)
         cols = st.columns(4)
         cols[0].metric("photos", info["photos"])
-        cols[1].metric("patients", info["patients"])
+        cols[1].metric("patients", info["patients"] or "none found")
+        if not info["patients"]:
+            st.warning(info["patients_line"])
         cols[2].metric("near-duplicate groups", info["near_duplicate_groups"])
         cols[3].metric("label conflicts", info["conflicting_groups"])
         with st.expander("The audit"):
@@ -254,7 +283,7 @@ if folder:
         name = st.text_input("Name of the new model", key="retrain_name")
         running = job().running()
         if st.button("Start training", disabled=running or not name or not ready, type="primary"):
-            job().start(path, name, QUICK + TASKS[task])
+            job().start(path, name, QUICK + TASKS[task] + (["--group-pattern", pattern] if pattern else []))
             st.session_state.pop("training_said", None)
             st.rerun()
     except RetrainRefused as exc:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app_pages.guidance import (GRADES_IN_WORDS, HAZY, guidance, headline, label, referable_dr_note,
                                 weak_spot_notes)
-from app_pages.shared import DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
+from app_pages.shared import CHART_CONFIG, DISCLAIMER, PHOTO_TYPES, chosen_model, get_classifier
 from clarityx.screening.card import ModelCard, card_path
 from clarityx.screening.heatmap import overlay
 from clarityx.screening.ood import ood_off_warning
@@ -107,7 +107,7 @@ def show_result(screened: Screened, side: str) -> None:
     st.subheader(f"{side} eye: {headline(result.ranked)}" + (" — untested model" if caveat else ""))
     if caveat:
         st.warning(caveat)
-    st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}")
+    st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}", config=CHART_CONFIG)
     if result.grades is not None:
         st.caption(f"Estimated diabetic-retinopathy grade: **{result.grade}** ({GRADES_IN_WORDS[result.grade]}; "
                    f"{max(result.grades):.0%} of the grade estimate). Grades: 0 none, 1 mild, 2 moderate, "
@@ -284,7 +284,7 @@ def expectations_ui() -> None:
     fig = bar_chart([label(c) for c in per_class], [m["recall"] for m in per_class.values()],
                     ["#9aa5b1"] * len(per_class))
     st.markdown("##### Before you start: how often this model recognised each finding in testing")
-    st.plotly_chart(fig, width="stretch", key="expectations")
+    st.plotly_chart(fig, width="stretch", key="expectations", config=CHART_CONFIG)
     st.caption("Out of held-out photos that showed it. A low bar means it often misses that condition.")
 
 

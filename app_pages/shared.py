@@ -21,6 +21,10 @@ DISCLAIMER = ("ClarityX is a screening aid, not a diagnosis. It cannot rule eye 
               "service at once for sudden loss of vision, a curtain over your sight, new flashes or "
               "floaters, or a painful red eye.")
 
+# Every chart is drawn without Plotly's toolbar: on hover it covered the top bar's percentage, and a person
+# screening their eyes has no use for zoom, pan or lasso.
+CHART_CONFIG = {"displayModeBar": False}
+
 PHOTO_TYPES = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES)  # what the uploaders accept: what imageio reads
 
 

@@ -494,3 +494,71 @@ def test_an_untested_model_says_so_wherever_it_answers(app, retina_png, monkeypa
     app.get("file_uploader")[0].set_value([("retina.png", retina_png.read_bytes(), "image/png")])
     app.run()
     assert any("Untested model" in w.value for w in app.warning) and "untested model" in markdown_text(app)
+
+
+def test_a_visit_of_only_refused_photos_is_not_listed_as_both_eyes(app):
+    """Issue 24, item 11: a visit whose two photos were refused was listed as "right and left eye", and took a
+    place on the trend's axis with nothing on it."""
+    from datetime import datetime, timezone
+
+    from clarityx.screening.history import EyeRecord, History, Visit
+
+    history = History()
+    moment = datetime(2026, 12, 2, 11, 47, 5, tzinfo=timezone.utc)
+    history.save(Visit(moment, "m", "v", [EyeRecord("right", "ok", None, {"normal": 0.8, "glaucoma": 0.2})]))
+    history.save(Visit(moment.replace(hour=12), "m", "v", [EyeRecord("right", "rejected", "not a fundus photo"),
+                                                           EyeRecord("left", "rejected", "not a fundus photo")]))
+    app.run()
+    app.switch_page("app_pages/history.py")
+    app.run()
+    assert not app.exception
+    names = app.selectbox(key="delete_visit").options
+    refused = next(n for n in names if "12:" in n)
+    assert "no result" in refused and "refused" in refused and "eye:" not in refused
+    assert "right and left eye" not in " ".join(names)
+    (chart,) = app.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == ["Right eye"]  # no panel for refused eyes
+    assert len(spec["layout"]["xaxis"]["categoryarray"]) == 1  # the refused visit has no place on the trend
+    assert json.loads(chart.proto.config).get("displayModeBar") is False  # item 13: no toolbar over the chart
+
+
+def test_the_charts_on_the_screen_page_have_no_toolbar(app, retina_png):
+    """Issue 24, item 13: Plotly's toolbar covered the top bar's percentage on hover."""
+    app.run()
+    upload(app, 0, "right.png", retina_png.read_bytes())
+    charts = app.get("plotly_chart")
+    assert charts and all(json.loads(c.proto.config).get("displayModeBar") is False for c in charts)
+
+
+def test_the_batch_table_fits_six_conditions_without_sideways_scrolling(app, retina_png, monkeypatch):
+    """Issue 24, item 12: the DR column was cut off, glaucoma, AMD and myopia needed sideways scrolling, the
+    table ended in an empty row and the sorted heading read "↓ referab"."""
+    from app_pages.batch import CONDITION_WIDTH, WIDTHS, column_config, short
+    from clarityx.screening.classes import CLASSES
+
+    six = [c for c in CLASSES]
+    assert len(six) == 6
+    config = column_config(six)
+    shown = [k for k in ("file", "photo", "most like", "referable DR", "hazy view")] + [c for c in six]
+    widths = [WIDTHS[k] for k in shown[:5]] + [CONDITION_WIDTH] * 6
+    assert sum(widths) <= 950  # the wide page beside the sidebar on a 1366-pixel screen
+    for key, column in config.items():
+        heading = column["label"]
+        # Each heading fits with the sort arrow: ~7 px a character, 16 px of padding and 12 px for the arrow.
+        assert len(heading) * 7 + 28 <= column["width"], (heading, column["width"])
+    assert [short(c) for c in six] == ["normal", "cataract", "DR", "glaucoma", "AMD", "myopia"]
+    import streamlit
+
+    heights, real = [], streamlit.dataframe
+    monkeypatch.setattr(streamlit, "dataframe", lambda *a, **k: heights.append(k.get("height")) or real(*a, **k))
+    app.run()
+    app.switch_page("app_pages/batch.py")
+    app.run()
+    app.get("file_uploader")[0].set_value([("retina.png", retina_png.read_bytes(), "image/png")])
+    app.run()
+    assert not app.exception
+    table = app.dataframe[0]
+    columns = json.loads(table.proto.columns)
+    assert all(isinstance(c.get("width"), int) for k, c in columns.items() if k != "_index")
+    assert heights == ["content"]  # as tall as its rows: no empty row under the last

@@ -152,3 +152,72 @@ def test_a_finished_model_shows_what_it_was_tested_on_and_warns_when_that_is_too
     assert "my_eyes" in done and "5 held-out photos" in done and "60% [20%–100%]" in done
     assert any("too small" in w.value for w in at.warning)
     assert "Models installed: 2" in all_text(at)
+
+
+def named_dataset(home, names: dict[str, list[str]]):
+    root = home / "datasets" / "named"
+    for k, (cls, files) in enumerate(names.items()):
+        (root / cls).mkdir(parents=True)
+        for i, name in enumerate(files):
+            Image.fromarray(synthetic_fundus(96, seed=700 + 50 * k + i)).save(root / cls / name)
+    allow_root(home / "datasets")
+    return root
+
+
+def test_patients_named_like_patient001_l_are_found_and_kept_together(home):
+    """Issue 24, item 9: files named c1_Patient001_L.jpg gave "patients 0"."""
+    from clarityx.data.audit import audit
+    from clarityx.data.datasets import load_dataset
+
+    root = named_dataset(home, {"normal": ["c1_Patient001_L.png", "c1_Patient002_R.png", "c1_Patient003_L.png"],
+                                "glaucoma": ["c2_Patient001_R.png", "c2_Patient004_L.png", "c2_Patient004_R.png"]})
+    samples = load_dataset(root)
+    report = audit(samples)
+    assert report.patients == 4 and report.patients_with_several_photos == 2
+    by_name = {s.path.name: s.group for s in samples}
+    assert by_name["c1_Patient001_L.png"] == by_name["c2_Patient001_R.png"] != by_name["c1_Patient002_R.png"]
+
+
+@pytest.mark.parametrize("names, patients", [
+    (["0042_OD.png", "0042_OS.png", "0043_OD.png"], 2),
+    (["smith_L.png", "smith_R.png", "jones_R.png"], 2),
+    (["12_left.png", "12_right.png", "13_left.png"], 2),   # the default pattern still comes first
+    (["a.png", "b.png", "c.png"], 0),
+])
+def test_common_eye_namings_are_recognised(names, patients):
+    from clarityx.data.datasets import patient_of, patient_pattern
+
+    pattern = patient_pattern(names)
+    assert len({patient_of(n, pattern, "x") for n in names} - {None}) == patients
+
+
+def test_no_patient_ids_is_said_with_how_to_give_them(home):
+    folder = small_dataset(home)  # named 0.png, 1.png, ...: no patient in the names
+    at = retrain_page()
+    at.text_input(key="retrain_folder").set_value(str(folder))
+    at.run()
+    assert not at.exception
+    assert [m.value for m in at.metric if m.label == "patients"] == ["none found"]
+    said = " ".join(w.value for w in at.warning)
+    assert "no patient ids found" in said and "--group-pattern" in said
+    # A pattern given on the page names them (and would be passed to training).
+    at.text_input(key="retrain_group_pattern").set_value(r"^(\d)")
+    at.run()
+    assert not at.exception and [m.value for m in at.metric if m.label == "patients"] == ["10"]
+
+
+def test_the_advised_size_leaves_a_test_set_over_the_warning(home):
+    """Issue 24, item 9: "use at least 666 photos" left 99 test photos, under the page's own 100."""
+    import re
+
+    from app_pages.retrain import expected_test_photos
+    from clarityx.screening.tested import MIN_TEST_PHOTOS
+
+    folder = small_dataset(home)
+    at = retrain_page()
+    at.text_input(key="retrain_folder").set_value(str(folder))
+    at.run()
+    warning = next(w.value for w in at.warning if "too small to measure" in w.value)
+    advised = int(re.search(r"Use at least ([\d,]+) photos", warning).group(1).replace(",", ""))
+    assert expected_test_photos(advised) >= MIN_TEST_PHOTOS
+    assert f"about {expected_test_photos(advised)}" in warning

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clarityx.data.datasets import Sample
+from clarityx.data.datasets import PATIENT_NAMING_HELP, Sample
 from clarityx.screening.errors import ImageRejected, ImageTooLarge, ImageTooSmall
 from clarityx.screening.imageio import MAX_FILE_BYTES, MIN_SIDE, load_image, open_image
 from clarityx.screening.preprocess import prepare
@@ -172,6 +172,15 @@ class AuditReport:
         data.pop("group_of")
         return json.dumps(data, indent=2)
 
+    def patients_line(self) -> str:
+        """The patients in a line; when the file names name none, that said plainly with how to give them."""
+        if not self.patients:
+            return ("Patients: no patient ids found in the file names, so each photo is split on its own and "
+                    "two photos of one eye could land in training and test. " + PATIENT_NAMING_HELP)
+        return (f"Patients: {self.patients} ({self.patients_with_several_photos} with several photos, "
+                "kept in one split); patients straddling the dataset's own splits: "
+                f"{len(self.patients_straddling_given_splits)}")
+
     def summary(self) -> str:
         lines = [f"Audit of {self.root}: {self.files} files in {self.seconds:.1f} s"]
         lines.append("Class counts: " + ", ".join(f"{k} {v}" for k, v in sorted(self.class_counts.items())))
@@ -187,9 +196,7 @@ class AuditReport:
         lines.append(f"Groups carrying different labels: {len(self.conflicting_groups)}")
         for g in self.conflicting_groups[:30]:
             lines.append(f"  {g['labels']}: " + ", ".join(g['files'][:4]) + (" ..." if len(g['files']) > 4 else ""))
-        lines.append(f"Patients: {self.patients} ({self.patients_with_several_photos} with several photos, "
-                     "kept in one split); patients straddling the dataset's own splits: "
-                     f"{len(self.patients_straddling_given_splits)}")
+        lines.append(self.patients_line())
         lines.append(f"Suspected pre-made augmented copies: {len(self.augmented_copies)}")
         for a in self.augmented_copies[:5]:
             lines.append(f"  {a}")

@@ -40,6 +40,18 @@ REPORTED_APART = (OTHER_FINDINGS, MULTIPLE)
 PUBLIC_SOURCES = frozenset({"odir", "eyepacs", "retina_dataset", "augmented_copy", "aptos", "g1020", "origa"})
 # Default --group-pattern: "123_left.jpg" and "123_right.jpg" are one patient.
 EYE_PAIR_PATTERN = r"^(\d+)_(?:left|right)\b"
+# Other common ways of naming a patient's photos, tried (in this order) on a folder of class sub-folders when
+# the default pattern finds no patient in it: the first that names the patient of most photos is used.
+COMMON_PATIENT_PATTERNS = (
+    # "c1_Patient001_L.jpg", "patient-12 OD.png", "pt_7_left.jpg": a number after the word patient (or pt)
+    r"(?:^|[^a-z])(?:patient|pt)[ _-]?(\d+)",
+    # "0042_OD.jpg", "smith_L.png", "123-OS-2.jpeg", "A17 right.tif": the name before the eye it shows
+    r"^(.+?)[ _-](?:l|r|od|os|ou|left|right)(?:[ _-]?\d{1,3})?\.[a-z0-9]+$",
+)
+PATIENT_NAMING_HELP = ("Name each photo with its patient (for example 123_left.jpg and 123_right.jpg, "
+                       "Patient001_L.jpg, 0042_OD.jpg), or give the pattern of your names with --group-pattern "
+                       "REGEX (the first bracketed group is the patient), so that a patient's photos stay together "
+                       "in one part of the split.")
 
 # ODIR-5K per-eye keywords -> (condition, DR grade), from the class table
 # (clarityx.screening.classes). Condition None: a finding that describes the photo, not the eye
@@ -76,15 +88,28 @@ def patient_of(name: str, pattern: str | None, prefix: str) -> str | None:
     return f"{prefix}:{m.group(1) if m.groups() else m.group(0)}" if m else None
 
 
+def patient_pattern(names: list[str], group_pattern: str | None = EYE_PAIR_PATTERN) -> str | None:
+    """The pattern that names these files' patients: ``group_pattern``; when that is the default and names no
+    file's patient, the first of :data:`COMMON_PATIENT_PATTERNS` that names the patient of most files; else
+    ``group_pattern`` (which then names none: the audit says so, and how to give them)."""
+    if not group_pattern or group_pattern != EYE_PAIR_PATTERN:
+        return group_pattern
+    if not names or any(patient_of(n, group_pattern, "") for n in names):
+        return group_pattern
+    for pattern in COMMON_PATIENT_PATTERNS:
+        if 2 * sum(patient_of(n, pattern, "") is not None for n in names) > len(names):
+            return pattern
+    return group_pattern
+
+
 def read_folders(root: Path, group_pattern: str | None = EYE_PAIR_PATTERN) -> list[Sample]:
-    """One sub-folder per class; the folder name is the label; the patient from the file name."""
-    samples = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and is_image_path(path):
-                samples.append(Sample(path, folder.name, source=root.name,
-                                      group=patient_of(path.name, group_pattern, root.name)))
-    return samples
+    """One sub-folder per class; the folder name is the label; the patient from the file name (under
+    :func:`patient_pattern`: the common namings are recognised when the default finds none)."""
+    found = [(folder, path) for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+             for path in sorted(folder.rglob("*")) if path.is_file() and is_image_path(path)]
+    pattern = patient_pattern([path.name for _, path in found], group_pattern)
+    return [Sample(path, folder.name, source=root.name, group=patient_of(path.name, pattern, root.name))
+            for folder, path in found]
 
 
 def odir_eye(keywords: str) -> tuple[str, int | None, tuple[str, ...]]:
