@@ -70,9 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fit the diabetic_retinopathy output on DR eyes of at least this known grade (2: moderate "
                         "or worse, what a screening programme refers; mild eyes stay in validation and test). "
                         "0: every DR eye")
-    g.add_argument("--dr-grade-head", action=argparse.BooleanOptionalAction, default=True,
-                   help="conditions task: the head also learns the DR grade (0-4) from every graded eye, mild ones "
-                        "included (multi-task); the referable score is then P(grade >= 2)")
+    g.add_argument("--dr-grade", choices=["regression", "multitask", "none"], default="regression",
+                   help="conditions task: a DR-grade layer (0-4) on the embedding, learnt from every graded eye (mild "
+                        "ones included), whose P(grade >= 2) is the referable score: regression (fitted on the "
+                        "embedding after the head; the bundled model's) or multitask (learnt with the head); none: "
+                        "the score is P(diabetic retinopathy)")
     g.add_argument("--graded-data", metavar="IDRID",
                    help="IDRiD's disease-grading download (scripts/fetch_outside.sh): its training part is fitted "
                         "on (grade 0 normal, 2-4 diabetic retinopathy, every grade for the grade layer); its test "
@@ -242,7 +244,8 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     from clarityx.training.views import cache_features
 
     backbone = model.get_layer("backbone")
-    grade_head = args.dr_grade_head and args.task == "conditions"
+    grade_head = args.dr_grade != "none" and args.task == "conditions"
+    multitask = grade_head and args.dr_grade == "multitask"
 
     def features(paths, view):
         report_progress(args, stage=f"features of view {view}", epoch=view, epochs=args.views)
@@ -268,7 +271,8 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
         from clarityx.data.external import read_idrid
         from clarityx.screening.grades import REFERABLE_FROM
 
-        extra = [p for p in read_idrid(args.graded_data) if p.part == "train"]
+        idrid = read_idrid(args.graded_data)
+        extra = [p for p in idrid if p.part == "train"]
         if not extra:
             raise SystemExit(f"error: no IDRiD training photos under {args.graded_data}")
         g = np.array([p.grade for p in extra], np.int32)
@@ -276,7 +280,11 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
         labels = np.concatenate([labels, np.where(g == 0, normal, np.where(g >= REFERABLE_FROM, dr, -1))])
         grades = np.concatenate([grades, g])
         for view in range(args.views + 1):
-            f = features([p.path for p in extra], view)
+            # view 0 of every IDRiD photo (its test part is reported apart), random views of its training part:
+            # the lists scripts/cache_views.py caches
+            f = features([p.path for p in (idrid if view == 0 else extra)], view)
+            if view == 0:
+                f = {k: v[[i for i, p in enumerate(idrid) if p.part == "train"]] for k, v in f.items()}
             views[view] = {k: np.concatenate([views[view][k], f[k].astype(np.float32)]) for k in views[view]}
         graded_extra = len(extra)
     val = {k: v[[position[str(s.path)] for s in parts["validation"]]].astype(np.float32) for k, v in clean.items()}
@@ -287,11 +295,15 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     fitted = H.fit_seed_head(x, np.tile(labels, len(views)), H.seed_inputs(val, stats), y["validation"],
                              len(classes), class_weight, seed=args.seed, epochs=args.head_epochs, lr=args.head_lr,
                              weight_decay=args.head_weight_decay,
-                             grades=np.tile(grades, len(views)) if grade_head else None,
-                             grades_val=val_grades if grade_head else None)
+                             grades=np.tile(grades, len(views)) if multitask else None,
+                             grades_val=val_grades if multitask else None)
     H.install_seed_head(model.get_layer("head"), fitted, stats)
     embed = H.embedding_model(fitted)
     grade = H.grade_layer(fitted)
+    if grade_head and not multitask:
+        report_progress(args, stage="fitting the DR-grade layer", epoch=0, epochs=1)
+        grade = H.fit_grade_layer(np.concatenate([embed(H.seed_inputs(v, stats)) for v in views]),
+                                  np.tile(grades, len(views)))
 
     def answers_of(pooled: dict) -> tuple:
         """Pooled features of any photos → (embedding, raw class softmax, raw grade softmax or None)."""
@@ -307,12 +319,13 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     return {"embeddings": [embed(H.seed_inputs(v, stats))[known] for v in views], "labels": labels[known],
             "validation_embeddings": embed(H.seed_inputs(val, stats)), "validation_pooled": val,
             "grade_layer": grade,
-            "answers_of": answers_of, "features": features,
+            "answers_of": answers_of, "features": features, "all_paths": [str(s.path) for s in everything],
             "fit_rows": {"paths": [str(s.path) for s in used], "labels": labels[:len(used)],
                          "pooled": views[0] if not graded_extra else {k: v[:len(used)] for k, v in views[0].items()}},
             "trained_on": {"photos": len(used), "views": len(views), "excluded_sources": sorted(excluded),
                            "dr_eyes_from_grade": args.dr_train_from_grade, "spread_floor": H.SD_FLOOR,
-                           "dr_grade_head": bool(grade_head), "graded_photos": int((grades >= 0).sum()),
+                           "dr_grade": args.dr_grade if grade_head else "none",
+                           "graded_photos": int((grades >= 0).sum()),
                            "idrid_training_photos": graded_extra,
                            "left_out_photos": len(parts["train"]) - len(used)}}
 
@@ -337,11 +350,14 @@ def outside_raw(head_run: dict, data_root: Path) -> dict | None:
     external = find_outside(data_root) or find_outside(data_root.parent)
     if head_run is None or external is None:
         return None
+    sets = read_outside(external)
+    photos = [p for ps in sets.values() for p in ps]  # every photo, in the order scripts/cache_views.py caches
+    _, probs, grades = head_run["answers_of"](head_run["features"]([p.path for p in photos], 0))
+    raw = grades if grades is not None else probs
     out = {}
-    for name, photos in read_outside(external).items():
-        photos = [p for p in photos if p.healthy or p.referable]
-        _, probs, grades = head_run["answers_of"](head_run["features"]([p.path for p in photos], 0))
-        out[name] = (grades if grades is not None else probs, np.array([p.referable for p in photos]))
+    for name in sets:
+        rows = [i for i, p in enumerate(photos) if p.dataset == name and (p.healthy or p.referable)]
+        out[name] = (raw[rows], np.array([photos[i].referable for i in rows]))
     return out
 
 
@@ -372,11 +388,18 @@ def fit_answers(head_run: dict, parts: dict, classes: list[str], calibration, da
                                      calibration.log_prior_correction)[:, cat]
 
         known = rows["labels"] >= 0
-        train_m = {k: v[known] for k, v in cache_measures(rows["paths"], args.cache_dir).items()}
-        train_x = A.haze_inputs(train_m, p_cataract({k: v[known] for k, v in rows["pooled"].items()}))
+        # The measures of every photo of the split, in the split's order (one cache with scripts/cache_views.py).
+        everything = head_run["all_paths"]
+        measured = cache_measures(everything, args.cache_dir)
+        position = {p: i for i, p in enumerate(everything)}
+
+        def measures_of(paths):
+            return {k: v[[position[str(p)] for p in paths]] for k, v in measured.items()}
+
+        train_x = A.haze_inputs(measures_of(np.array(rows["paths"])[known]),
+                                p_cataract({k: v[known] for k, v in rows["pooled"].items()}))
         val = parts["validation"]
-        val_x = A.haze_inputs(cache_measures([str(s.path) for s in val], args.cache_dir),
-                              p_cataract(head_run["validation_pooled"]))
+        val_x = A.haze_inputs(measures_of([s.path for s in val]), p_cataract(head_run["validation_pooled"]))
         haze = A.fit_haze(train_x, rows["labels"][known] == cat, val_x,
                           np.array([s.label == "cataract" for s in val]))
         out["haze"] = {**haze.to_card(), "inputs": [*A.HAZE_MEASURES, "log P(cataract)"],

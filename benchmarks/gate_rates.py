@@ -26,16 +26,22 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 
-def distances(classifier, images: list[np.ndarray]) -> np.ndarray:
+def embeddings(classifier, images: list[np.ndarray]) -> np.ndarray:
     out = []
     for i in range(0, len(images), 32):
         pixels = np.stack([classifier.prepare(im) for im in images[i:i + 32]])
         out += [p.embedding for p in classifier.predict(pixels)]
-    return classifier.ood.distance(np.stack(out))
+    return np.stack(out)
+
+
+def distances(classifier, images: list[np.ndarray]) -> np.ndarray:
+    return classifier.ood.distance(embeddings(classifier, images))
 
 
 def verdicts(classifier, images: list[np.ndarray], limit: float) -> list[str | None]:
-    """None when accepted, else the rejection reason (image test first, then the model's)."""
+    """None when accepted, else the rejection reason (image test first, then the model's front-of-eye probe and
+    out-of-distribution limit, as the app's path applies them)."""
+    from clarityx.screening.answers import looks_like_front_of_eye
     from clarityx.screening.gate import check_image
 
     reasons: list[str | None] = [None] * len(images)
@@ -47,9 +53,12 @@ def verdicts(classifier, images: list[np.ndarray], limit: float) -> list[str | N
         else:
             passed.append(i)
     if passed:
-        d = distances(classifier, [images[i] for i in passed])
-        for i, dist in zip(passed, d):
-            if dist > limit:
+        e = embeddings(classifier, [images[i] for i in passed])
+        d = classifier.ood.distance(e)
+        for i, emb, dist in zip(passed, e, d):
+            if looks_like_front_of_eye(classifier.card.answers, emb):
+                reasons[i] = "front_of_eye"
+            elif dist > limit:
                 reasons[i] = "unfamiliar"
     return reasons
 

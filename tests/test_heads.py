@@ -91,3 +91,19 @@ def test_the_wide_term_moves_only_the_dr_column_and_ranks_by_referable():
     moved = H.with_wide_term(probs, x, wide, 1, 2.0)
     assert np.allclose(moved.sum(axis=1), 1) and np.allclose(moved[:, 0], moved[:, 2])
     assert moved[referable, 1].mean() > moved[~referable, 1].mean() + 0.2
+
+
+def test_the_grade_layer_learns_grades_and_gives_a_grade_no_row_has_no_weight():
+    from clarityx.screening.calibration import softmax
+
+    rng = np.random.default_rng(0)
+    grades = rng.choice([0, 1, 2, 4], 600)  # no grade 3 in the data
+    centres = rng.normal(0, 3, (5, 8))
+    emb = centres[grades] + rng.normal(0, 0.5, (600, 8))
+    grades_with_unknown = grades.copy()
+    grades_with_unknown[:50] = -1  # rows without a grade are not fitted on
+    w, b = H.fit_grade_layer(emb, grades_with_unknown, C=1.0)
+    assert w.shape == (8, 5) and b.shape == (5,)
+    p = softmax(emb @ w + b)
+    assert (p.argmax(1) == grades).mean() > 0.95
+    assert p[:, 3].max() < 1e-6

@@ -142,6 +142,21 @@ def fit_seed_head(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     return model
 
 
+def fit_grade_layer(embeddings: np.ndarray, grades: np.ndarray, C: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """A DR-grade layer on a fitted head's embedding: multinomial logistic regression (L2, inverse strength ``C``)
+    from the rows with a known grade (``grades`` -1 elsewhere). Returns (weights (E, 5), bias (5,)); a grade no row
+    has gets a bias that keeps its probability near 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    known = grades >= 0
+    lr = LogisticRegression(C=C, max_iter=3000).fit(embeddings[known], grades[known])
+    w = np.zeros((embeddings.shape[1], GRADES), np.float32)
+    b = np.full(GRADES, -30.0, np.float32)
+    w[:, lr.classes_] = lr.coef_.T if len(lr.classes_) > 2 else np.column_stack([-lr.coef_[0], lr.coef_[0]]) / 2
+    b[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.array([-lr.intercept_[0], lr.intercept_[0]]) / 2
+    return w, b
+
+
 def grade_layer(fitted) -> tuple[np.ndarray, np.ndarray] | None:
     """(weights (512, 5), bias (5,)) of a multi-task head's DR-grade layer on the embedding, or None."""
     try:
