@@ -128,9 +128,12 @@ def answers_lines(card) -> list[str]:
     a, cal = card.answers or {}, card.calibration or {}
     lines = []
     if "dr_grade" in a:
-        lines.append(f"- DR grade: a softmax layer (grades 0-4) on the embedding, learnt with the classes from every "
-                     f"graded eye; temperature {a['dr_grade']['temperature']:.3f} (calibration split). The referable "
-                     "score is its P(grade ≥ 2).")
+        how = (card.training.get("phase1_trained_on") or {}).get("dr_grade", "regression")
+        fitted = ("learnt with the classes (multi-task)" if how == "multitask"
+                  else "a multinomial regression fitted on the embedding after the head")
+        lines.append(f"- DR grade: a softmax layer (grades 0-4) on the embedding, {fitted}, from every graded eye; "
+                     f"temperature {a['dr_grade']['temperature']:.3f} (calibration split). The referable score is its "
+                     "P(grade ≥ 2).")
     left_out = cal.get("dr_threshold_left_out")
     if left_out:
         lines.append("- Referable threshold fitted without each outside set (each set is reported at its own): "

@@ -27,10 +27,6 @@ from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 from clarityx.screening.preprocess import FieldOfView, field_of_view
 
 ANALYSIS_SIZE = 256
-# A photo cut off on a side is told "cropped" only when what is left looks like retina: mostly red (a cut fundus
-# photo's red share is 0.55-0.7, a face's or skin's 0.35-0.5) and without a face's or a scene's fine texture.
-# Anything else cut off is not a fundus photo at all (issue 24, item 10: faces were told to centre the eye).
-CUT_OFF_MIN_RED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -162,8 +158,7 @@ def _decide(rgb: np.ndarray | FieldOfView, m: dict[str, float], s: GateSettings)
     # (a face, a landscape or a screenshot is "not a fundus photo", never "cut off"), then its quality.
     fundus_colour = m["red_share"] >= s.min_red_share and m["red_excess"] >= s.min_red_excess
     cut_off = m["roundness"] < s.min_roundness
-    retina_like = m["red_share"] >= CUT_OFF_MIN_RED_SHARE and m["sharpness"] <= s.max_sharpness
-    if fundus_colour and retina_like and cut_off and m["dark_corners"] >= 2:
+    if fundus_colour and cut_off and m["dark_corners"] >= 2:
         return _reject("cropped")  # retina-coloured, the round edge visible on one side, the rest cut off
     if not fundus_colour or m["fov_fraction"] < s.min_fov_fraction \
             or m["sharpness"] > s.max_sharpness or m["corner_brightness"] > s.max_corner_brightness:
@@ -171,7 +166,7 @@ def _decide(rgb: np.ndarray | FieldOfView, m: dict[str, float], s: GateSettings)
         washed_out = m["brightness"] > s.washed_out_brightness and m["sharpness"] < s.washed_out_sharpness
         return _reject("too_bright" if washed_out else "not_fundus")
     if cut_off:
-        return _reject("cropped" if retina_like else "not_fundus")
+        return _reject("cropped")
     if m["brightness"] > s.max_brightness:
         return _reject("too_bright")
     if m["sharpness"] < s.min_sharpness:
