@@ -194,6 +194,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"clarityx: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.write_card:  # the outside and answer-check figures as the app's path gives them now
+        from clarityx.screening.card import card_path, markdown_path
+        from clarityx.screening.card_markdown import render
+        from clarityx.screening.files import write_text
+
+        card = classifier.card
+        card.metrics.update({k: report[k] for k in ("outside", "answer_checks") if report.get(k)})
+        card.save(card_path(classifier.path))
+        write_text(markdown_path(classifier.path), render(card))
+        print(f"wrote the outside and answer-check figures into {card_path(classifier.path)}", file=sys.stderr)
     if args.confusion_html:
         from clarityx.screening.card_markdown import confusion_figure
 
@@ -264,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--confusion-html", help="write the confusion matrix as a self-contained plotly HTML file")
     s.add_argument("--idrid", help="IDRiD's download (scripts/fetch_outside.sh): also report its test part")
+    s.add_argument("--write-card", action="store_true",
+                   help="record the outside and answer-check figures in the model's card (and its Markdown)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("export", help="export the classifier to TFLite or ONNX")

@@ -68,16 +68,34 @@ def main() -> int:
         out[f"validation ODIR-5K, age {lo}-{hi - 1 if hi < 200 else '+'}"] = figures(scores[rows],
                                                                                     [val[i].group for i in rows])
     external = find_outside(args.data)
+    pooled_s, pooled_y, pooled_g = [], [], []
     for name, photos in (read_outside(external).items() if external else []):
-        healthy = [q for q in photos if q.healthy]
-        r = run_photos(classifier, [q.path for q in healthy])
-        out[name] = figures(r.scores[r.readable], [q.patient for q, ok in zip(healthy, r.readable) if ok])
+        both = [q for q in photos if q.healthy or q.referable]
+        r = run_photos(classifier, [q.path for q in both])
+        ok = r.readable
+        healthy = np.array([q.healthy for q in both])
+        out[name] = figures(r.scores[ok & healthy], [q.patient for q, k, h in zip(both, ok, healthy) if k and h])
+        pooled_s += list(r.scores[ok])
+        pooled_y += [q.referable for q, k in zip(both, ok) if k]
+        pooled_g += [q.patient for q, k in zip(both, ok) if k]
+    if pooled_s:  # the outside referable ROC AUC, every outside set's healthy and referable eyes together
+        from sklearn.metrics import roc_auc_score
+
+        s_, y_ = np.array(pooled_s), np.array(pooled_y)
+
+        def auc(i):
+            return float(roc_auc_score(y_[i], s_[i])) if 0 < y_[i].sum() < len(i) else float("nan")
+        out["outside_pooled_referable_auc"] = {"value": auc(np.arange(len(y_))), "n": len(y_),
+                                               "ci95": list(bootstrap_interval(auc, len(y_), pooled_g, 1000))}
+        print(f"outside referable ROC AUC, pooled: {out['outside_pooled_referable_auc']['value']:.3f} "
+              f"[{out['outside_pooled_referable_auc']['ci95'][0]:.3f}-{out['outside_pooled_referable_auc']['ci95'][1]:.3f}]"
+              f" of {len(y_)}")
     if args.idrid:
         zero = [q for q in read_idrid(args.idrid) if q.grade == 0]
         r = run_photos(classifier, [q.path for q in zero])
         out["IDRiD grade 0"] = figures(r.scores[r.readable])
     for k, v in out.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and "median_score" in v:
             print(f"{k:34s} n={v['n']:4d}  median referable score {v['median_score']:.3f}  flagged {v['flagged']:.1%} "
                   f"[{v['flagged_ci95'][0]:.1%}-{v['flagged_ci95'][1]:.1%}]")
     print(f"threshold {t:.3f}")

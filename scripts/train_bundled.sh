@@ -60,4 +60,5 @@ python train.py --data "$DATA/odir5k" --data "$DATA/eye_diseases_manifest.csv" -
 python scripts/bundle.py --to models/clarityx_lite2.keras --candidates runs/clarityx_lite2_v5.keras --version 5
 python -m clarityx export --format onnx          # the app's and the CLI's engine, beside the .keras
 python benchmarks/gate_rates.py --write-card     # the gate's rates on test photos and negatives (limit: train.py)
-python -m clarityx evaluate "$DATA" --idrid "$FETCHED/idrid"  # the card's test, outside and answer-check figures
+python -m clarityx evaluate "$DATA" --idrid "$FETCHED/idrid" --write-card  # test, outside, answer-check figures
+python scripts/healthy_scores.py --data "$DATA" --idrid "$FETCHED/idrid"  # healthy eyes' scores by camera and age
