@@ -109,18 +109,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     for batch in _batches(paths, args.batch_size):
         # Each photo's slot in the batch: its refusal now, or its pixels for the model; printed in order.
-        slots: list[tuple[Path, Result | None, np.ndarray | None, np.ndarray | None]] = []
+        slots: list[tuple[Path, Result | None, np.ndarray | None, np.ndarray | None, dict | None]] = []
         for path in batch:
-            rgb, pixels, failed = prepare_file(path, classifier)
-            slots.append((path, failed, rgb, pixels))
-        ready = [pixels for _, failed, _, pixels in slots if failed is None]
+            rgb, pixels, failed, measures = prepare_file(path, classifier)
+            slots.append((path, failed, rgb, pixels, measures))
+        ready = [pixels for _, failed, _, pixels, _ in slots if failed is None]
         predictions = iter(classifier.predict(np.stack(ready), explain=bool(heatmap_dir)) if ready else [])
-        for path, failed, rgb, pixels in slots:
+        for path, failed, rgb, pixels, measures in slots:
             if failed is not None:
                 emit(path, failed)
                 continue
             prediction = next(predictions)
-            result = finish(classifier, rgb, pixels, prediction)
+            result = finish(classifier, rgb, pixels, prediction, measures)
             written: dict[str, str] = {}
             if heatmap_dir and result.status == "ok":
                 # The top answer's map; and the diabetic-retinopathy map too when referable DR is flagged under

@@ -266,16 +266,17 @@ def prepare_batch(batch: dict[str, np.ndarray], model_path: str, as_json: bool) 
     n = len(batch["index"])
     pixels = np.zeros((n, card.size, card.size, 3), np.uint8)
     lines = [""] * n  # a photo that fails has its line now; the others get theirs from the model actor
+    measured = np.empty(n, dtype=object)  # the gate's measures, for the haze check in the actor
     for i in range(n):
         path, file = str(batch["path"][i]), str(batch["file"][i])
-        _, prepared, failed = prepare_file(file, card, name=path)
+        _, prepared, failed, measured[i] = prepare_file(file, card, name=path)
         if failed:
             lines[i] = line(path, failed, card.card.dr_threshold, as_json, card.ood_off,
                             untested_note(card.card.metrics))
         else:
             pixels[i] = prepared
     return {**{k: batch[k] for k in ("index", "path", "shared_name")}, "pixels": pixels,
-            "line": np.array(lines, dtype=object)}
+            "measures": measured, "line": np.array(lines, dtype=object)}
 
 
 class ModelActor:
@@ -321,7 +322,7 @@ class ModelActor:
         from clarityx.screening.pipeline import finish
 
         path, pixels = str(batch["path"][i]), batch["pixels"][i]
-        result = finish(self.classifier, None, pixels, prediction)  # rgb: only kept, never read
+        result = finish(self.classifier, None, pixels, prediction, batch["measures"][i])  # rgb: kept, never read
         written: dict[str, str] = {}
         heatmap_error = ""
         if self.heatmap_dir and result.status == "ok":

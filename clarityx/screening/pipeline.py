@@ -14,7 +14,7 @@ from clarityx.screening import answers
 from clarityx.screening.errors import ImageRejected
 from clarityx.screening.gate import REFER, Rejection, check_embedding, inspect, measure
 from clarityx.screening.grades import grade_of, referable_score
-from clarityx.screening.imageio import SCREEN_SIDE, Source, load_image
+from clarityx.screening.imageio import Source, load_image
 from clarityx.screening.limits import DEFAULT_GATE, GateSettings
 from clarityx.screening.preprocess import field_of_view
 from clarityx.screening.engine import CardedModel, Prediction
@@ -70,11 +70,14 @@ def rejected(rejection: Rejection, rgb: np.ndarray | None = None, measures: dict
 
 
 def decode(source: Source, settings: GateSettings = DEFAULT_GATE) -> tuple[np.ndarray | None, Result | None]:
-    """Decode a photo within ``settings``' size limits (a large JPEG at the reduced scale the gate and the
-    model need: ``imageio.SCREEN_SIDE``); on failure return the rejection result instead."""
+    """Decode a photo within ``settings``' size limits; on failure return the rejection result instead.
+
+    At full resolution: a JPEG decoded at a reduced scale (``load_image(shrink_to=imageio.SCREEN_SIDE)``) is 3×
+    faster for an 8 MP photo, but it moved model v5's answer on a real fundus photo by 0.07 — 11 times what one
+    more JPEG re-save moves it (tests/test_one_look.py) — so the app does not use it."""
     try:
         return load_image(source, max_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels,
-                          min_side=settings.min_side, shrink_to=SCREEN_SIDE), None
+                          min_side=settings.min_side), None
     except ImageRejected as exc:
         return None, Result("rejected", str(exc), type(exc).__name__)
 
@@ -101,19 +104,21 @@ def missing_file(name: str) -> Result:
 
 
 def prepare_file(path: str | Path, classifier: CardedModel, name: str | None = None
-                 ) -> tuple[np.ndarray | None, np.ndarray | None, Result | None]:
-    """A named file → (photo, model input, None), or its refusal (…, None, Result). Never raises: a missing,
-    unreadable or unexpected file is a row (``name``: how the row names the file; default ``path``)."""
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, Result | None, dict[str, float] | None]:
+    """A named file → (photo, model input, None, the gate's measures), or its refusal (…, None, Result, …).
+    Never raises: a missing, unreadable or unexpected file is a row (``name``: how the row names the file;
+    default ``path``). The measures go on to :func:`finish` (the haze check reads them): the photo is looked at
+    once, even where the model runs elsewhere (Ray)."""
     if not os.path.exists(path):
-        return None, None, missing_file(str(name or path))
+        return None, None, missing_file(str(name or path)), None
     try:
         rgb, failed = decode(path, classifier.card.gate_settings)
         if failed:
-            return None, None, failed
-        pixels, failed = gate_and_prepare(rgb, classifier)
-        return rgb, pixels, failed
+            return None, None, failed, None
+        pixels, failed, measures = gate_measure_prepare(rgb, classifier)
+        return rgb, pixels, failed, measures
     except Exception as exc:  # one bad file never stops a run
-        return None, None, Result("error", f"{type(exc).__name__}: {exc}")
+        return None, None, Result("error", f"{type(exc).__name__}: {exc}"), None
 
 
 def finish(classifier: CardedModel, rgb: np.ndarray, pixels: np.ndarray, prediction: Prediction,
@@ -132,7 +137,10 @@ def finish(classifier: CardedModel, rgb: np.ndarray, pixels: np.ndarray, predict
         score = referable_score(dict(ranked))
     hazy = False
     if "haze" in card_answers and "cataract" in classifier.classes:
-        measures = measures if measures is not None else measure(rgb, classifier.card.gate_settings)
+        if measures is None:
+            if rgb is None:
+                raise ValueError("finish() needs the photo or its measures for the haze check")
+            measures = measure(rgb, classifier.card.gate_settings)
         hazy = answers.is_hazy(card_answers, measures, dict(ranked)["cataract"])
     return Result("ok", None, None, rgb, pixels, prediction, ranked,
                   grades=None if grades is None else [float(g) for g in grades], referable_score=score, hazy=hazy,
