@@ -110,7 +110,7 @@ def show_result(screened: Screened, side: str) -> None:
     st.plotly_chart(probability_chart(result.ranked), width="stretch", key=f"chart_{side}", config=CHART_CONFIG)
     if result.grades is not None:
         st.caption(f"Estimated diabetic-retinopathy grade: **{result.grade}** ({GRADES_IN_WORDS[result.grade]}; "
-                   f"{max(result.grades):.0%} of the grade estimate). Grades: 0 none, 1 mild, 2 moderate, "
+                   f"the model gives this grade {max(result.grades):.0%}). Grades: 0 none, 1 mild, 2 moderate, "
                    "3 severe, 4 proliferative; 2 or worse is what a screening programme refers.")
     if result.hazy:
         st.warning(HAZY)

@@ -50,9 +50,11 @@ def default_intended_use(classes, data: str | None = None) -> str:
             + ". Not a diagnosis; it cannot rule disease out.")
 
 
-def default_limitations(classes, camera_probe: bool = True, public_data: bool = True) -> list[str]:
+def default_limitations(classes, camera_probe: bool = True, public_data: bool = True,
+                        grade_layer: bool = False) -> list[str]:
     """The limitations every card of a model with these outputs states (``camera_probe``: the card has a
-    camera probe to point to; ``public_data``: trained on the public research collections)."""
+    camera probe to point to; ``public_data``: trained on the public research collections; ``grade_layer``: its
+    referable score comes from a DR-grade layer whose threshold was fitted with the outside sets)."""
     out = ["A screening aid, not a diagnosis: it can miss disease and raise false alarms; it cannot rule "
            "disease out."]
     if is_grade_model(classes):
@@ -68,7 +70,12 @@ def default_limitations(classes, camera_probe: bool = True, public_data: bool = 
     if camera_probe:
         out.append("The model can still tell the camera apart (see the camera probe in the card): some of what it "
                    "learned may be the camera rather than the disease.")
-    if DIABETIC_RETINOPATHY in classes:
+    if DIABETIC_RETINOPATHY in classes and grade_layer:
+        out.append("The diabetic-retinopathy grade is an estimate; referable retinopathy (grade 2 or worse) is "
+                   "flagged at a threshold fitted for 87% sensitivity on validation photos and photos from other "
+                   "hospitals. To keep that sensitivity across cameras it also flags many healthy eyes (see the "
+                   "card's figures): a flag is a prompt to get checked, not a finding.")
+    elif DIABETIC_RETINOPATHY in classes:
         out.append("Diabetic retinopathy is detected, not graded; referable retinopathy (moderate or worse) is "
                    "flagged at a threshold chosen for 90% sensitivity on validation photos, and mild "
                    "retinopathy is often missed.")

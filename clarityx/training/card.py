@@ -244,7 +244,8 @@ def build_card(args: argparse.Namespace, argv: list[str], *, classes: list[str],
         contrast=args.contrast,
         **calibration.card_fields(),
         intended_use=default_intended_use(classes, None if public else f"{len(samples)} photos of your own dataset"),
-        limitations=default_limitations(classes, camera_probe=probe is not None, public_data=public),
+        limitations=default_limitations(classes, camera_probe=probe is not None, public_data=public,
+                                        grade_layer=bool((answers or {}).get("dr_grade"))),
         data={
             "source": portable(args.data),
             "licence": ("Research and non-commercial use only (ODIR-5K, EyePACS and other public "
