@@ -403,4 +403,4 @@ def test_every_visit_in_the_delete_picker_has_its_own_name():
     assert names[0].startswith(exact_time(T0)) and names[3].startswith(exact_time(T0 + timedelta(seconds=1)))
     assert exact_time(T0) != exact_time(T0 + timedelta(seconds=1))  # to the second
     assert "right eye: Normal (90%)" in names[0] and "right eye: Glaucoma (70%)" in names[2]  # each eye's answer
-    assert "right eye: not graded; left eye: not graded" in visit_name(refused)
+    assert "no result: the right-eye and left-eye photos were refused" in visit_name(refused)
