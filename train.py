@@ -300,6 +300,9 @@ def train_head(model, split, parts: dict, y: dict, classes: list[str], args: arg
     H.install_seed_head(model.get_layer("head"), fitted, stats)
     embed = H.embedding_model(fitted)
     grade = H.grade_layer(fitted)
+    if grade_head and len(set(grades[grades >= 0].tolist())) < 2:  # a dataset without DR grades has no layer
+        print("No DR-grade layer: fewer than two DR grades among the training photos", flush=True)
+        grade_head, grade = False, None
     if grade_head and not multitask:
         report_progress(args, stage="fitting the DR-grade layer", epoch=0, epochs=1)
         grade = H.fit_grade_layer(np.concatenate([embed(H.seed_inputs(v, stats)) for v in views]),
@@ -380,7 +383,9 @@ def fit_answers(head_run: dict, parts: dict, classes: list[str], calibration, da
         out["dr_grade"] = {"weights": w.tolist(), "bias": b.tolist(),
                            "temperature": calibration.how["dr_grade_temperature"]}
     rows = head_run["fit_rows"]
-    if "cataract" in classes:
+    cataract_val = [s.label == "cataract" for s in parts["validation"]]
+    if "cataract" in classes and (rows["labels"] == classes.index("cataract")).any() and any(cataract_val) \
+            and not all(cataract_val):  # the haze check needs cataract and other eyes on both sides
         cat = classes.index("cataract")
 
         def p_cataract(pooled):
